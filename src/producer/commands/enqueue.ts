@@ -1,0 +1,135 @@
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { loadConfig } from '../../shared/config.js';
+import { BATCH_ID_RE } from '../../shared/envelope.js';
+import { InputError } from '../../shared/errors.js';
+import { CliError, EXIT } from '../../shared/exit-codes.js';
+import { createLogger } from '../../shared/logger.js';
+import type { JobResult } from '../../shared/result.js';
+import type { InputImageField } from '../../shared/upstream.js';
+import { newBatchId } from '../batch-id.js';
+import { followJobs } from '../follow.js';
+import { parseJsonl, readJsonlSource } from '../jsonl.js';
+import { BulkValidationError, createProducer, validateRequests } from '../producer.js';
+import { writeLine, type CommandIO } from './io.js';
+
+export interface EnqueueCommandOptions {
+  batch?: string;
+  wait?: boolean;
+  json?: boolean;
+  priority?: string;
+  maxMegapixels?: string;
+  webhookUrl?: string;
+  webhookSecret?: string;
+}
+
+function parsePriority(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 2_097_152) throw new CliError(`--priority must be an integer from 1 (highest) to 2097152, got "${v}"`, EXIT.usage);
+  return n;
+}
+
+/** CLI only: an input value that names an existing file (relative to the JSONL file) is that file. */
+function localInputReader(baseDir: string) {
+  return async (field: InputImageField, value: string): Promise<Buffer | undefined> => {
+    if (value.length > 4096 || value.includes('\0')) return undefined;
+    const path = isAbsolute(value) ? value : resolve(baseDir, value);
+    const exists = await access(path, constants.R_OK).then(() => true, () => false);
+    if (exists) return readFile(path);
+    if (/^(\.\/|\.\.\/|\/)/.test(value)) throw new InputError(field, `file ${value} not found (paths are relative to the JSONL file)`);
+    return undefined;
+  };
+}
+
+/** `fluxq enqueue FILE`: validate every line, enqueue all or nothing, optionally follow. */
+export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, io: CommandIO): Promise<number> {
+  const config = loadConfig(io.env, 'producer');
+  const logger = createLogger({ level: config.logLevel });
+  const priority = parsePriority(opts.priority);
+  if (opts.batch !== undefined && !BATCH_ID_RE.test(opts.batch)) {
+    throw new CliError(`--batch must be 1–100 characters of A–Z a–z 0–9 . _ ~ -, got "${opts.batch}"`, EXIT.usage);
+  }
+  let text: string;
+  try {
+    text = await readJsonlSource(file, io.stdin);
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.usage);
+  }
+  const lines = parseJsonl(text);
+  if (lines.length === 0) throw new CliError(`${file} holds no requests (one JSON object per line)`, EXIT.usage);
+
+  const runBatch = opts.batch ?? newBatchId();
+  const lineNumbers: number[] = [];
+  const requests: unknown[] = [];
+  const problems: string[] = [];
+  for (const l of lines) {
+    if ('error' in l) {
+      problems.push(`line ${l.line}: ${l.error}`);
+      continue;
+    }
+    let value = l.value;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      const obj = value as Record<string, unknown>;
+      const batch = typeof obj.batch === 'string' ? obj.batch : runBatch;
+      value = { ...obj, batch: obj.batch ?? runBatch, id: obj.id ?? `${batch}-${l.line}` };
+    }
+    lineNumbers.push(l.line);
+    requests.push(value);
+  }
+  const describe = (items: { index: number; details: { path: string; message: string }[] }[]) =>
+    items.flatMap((it) => it.details.map((d) => `line ${lineNumbers[it.index]}: ${d.path ? `${d.path}: ` : ''}${d.message}`));
+  problems.push(...describe(validateRequests(requests).problems));
+  if (problems.length > 0) {
+    problems.sort((a, b) => Number(/\d+/.exec(a)?.[0]) - Number(/\d+/.exec(b)?.[0]));
+    throw new CliError(`${problems.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, problems);
+  }
+
+  const producer = createProducer({ config, logger });
+  try {
+    let result;
+    try {
+      result = await producer.enqueueBulk(requests, {
+        batch: runBatch,
+        priority,
+        readLocalInput: localInputReader(file === '-' ? process.cwd() : dirname(resolve(file))),
+      });
+    } catch (err) {
+      if (err instanceof BulkValidationError) throw new CliError(`${err.items.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, describe(err.items));
+      throw err;
+    }
+    const summary = `batch ${runBatch}: ${result.outcomes.length} jobs (${result.created} new, ${result.existing} already enqueued or done, ${result.retried} retried)`;
+    writeLine(opts.json ? io.stderr : io.stdout, summary);
+    if (!opts.wait) {
+      if (opts.json) writeLine(io.stdout, JSON.stringify({ batchId: runBatch, total: result.outcomes.length, created: result.created, existing: result.existing, retried: result.retried }));
+      return EXIT.ok;
+    }
+
+    const ids = result.outcomes.map((o) => o.id);
+    const bar = io.stderr.isTTY && !opts.json
+      ? new cliProgress.SingleBar({ stream: io.stderr, format: 'generating {bar} {value}/{total} | failed {failed}', hideCursor: true }, cliProgress.Presets.shades_classic)
+      : undefined;
+    let failed = 0;
+    bar?.start(ids.length, 0, { failed: 0 });
+    const finished = await followJobs(producer.records, ids, {
+      onFinished: ({ id, record }) => {
+        if (record.state !== 'completed') failed++;
+        bar?.increment(1, { failed });
+        if (opts.json) {
+          const images = record.result ? (JSON.parse(record.result) as JobResult).images : [];
+          const line: Record<string, unknown> = { id, status: record.state === 'completed' ? 'completed' : 'failed', images };
+          if (record.state !== 'completed') line.error = record.error ?? record.state;
+          writeLine(io.stdout, JSON.stringify(line));
+        }
+      },
+    });
+    bar?.stop();
+    const completed = finished.filter((f) => f.record.state === 'completed').length;
+    writeLine(opts.json ? io.stderr : io.stdout, `batch ${runBatch}: ${completed} completed, ${finished.length - completed} failed`);
+    return completed === finished.length ? EXIT.ok : EXIT.runtime;
+  } finally {
+    await producer.close();
+  }
+}

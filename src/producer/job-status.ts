@@ -1,0 +1,68 @@
+import type { Job, Queue } from 'bullmq';
+import type { JobData } from '../shared/job-data.js';
+import type { JobRecords } from '../shared/job-record.js';
+import type { JobResult } from '../shared/result.js';
+
+/** SPEC §7: the states `fluxq status` prints and the API returns. */
+export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'paused' | 'cancelled';
+
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
+
+/** A job as users see it (SPEC §6 `GET /v1/jobs/:id`, without presigned URLs). */
+export interface JobStatus {
+  id: string;
+  state: JobState;
+  batchId?: string;
+  attempts: number;
+  possibly_billed: number;
+  error?: string;
+  result?: JobResult;
+}
+
+/** BullMQ's state names → fluxq's. v6 has no `paused` state: a waiting job of a paused queue is `paused`. */
+export function mapBullState(state: string, queuePaused: boolean): JobState {
+  switch (state) {
+    case 'active':
+      return 'active';
+    case 'delayed':
+      return 'delayed';
+    case 'completed':
+      return 'completed';
+    case 'failed':
+      return 'failed';
+    default:
+      // waiting, prioritized, waiting-children
+      return queuePaused ? 'paused' : 'waiting';
+  }
+}
+
+export interface JobStatusDeps {
+  queue: Queue<JobData, JobResult>;
+  records: JobRecords;
+}
+
+/** The status of one job, from its id record (which outlives the job) and BullMQ. */
+export async function getJobStatus(deps: JobStatusDeps, id: string): Promise<JobStatus | undefined> {
+  const [record, job] = await Promise.all([deps.records.get(id), deps.queue.getJob(id) as Promise<Job<JobData, JobResult> | undefined>]);
+  if (!record && !job) return undefined;
+  const status: JobStatus = {
+    id,
+    state: 'waiting',
+    attempts: record?.attempts ?? 0,
+    possibly_billed: record?.possiblyBilled ?? 0,
+  };
+  const batchId = record?.batchId ?? job?.data?.batch;
+  if (batchId) status.batchId = batchId;
+  if (record?.state) {
+    status.state = record.state;
+    if (record.state === 'completed' && record.result) status.result = JSON.parse(record.result) as JobResult;
+    if (record.state === 'failed' && record.error) status.error = record.error;
+    return status;
+  }
+  if (!job) return undefined;
+  const [bullState, paused] = await Promise.all([job.getState(), deps.queue.isPaused()]);
+  status.state = mapBullState(bullState, paused);
+  if (status.state === 'completed' && job.returnvalue) status.result = job.returnvalue;
+  if (status.state === 'failed' && job.failedReason) status.error = job.failedReason;
+  return status;
+}

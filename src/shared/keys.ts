@@ -1,0 +1,78 @@
+/**
+ * Every Redis key and S3 key layout fluxq uses, in one place (SPEC §7). A second place
+ * that builds a key is a bug waiting to happen.
+ */
+
+/** BullMQ keeps generation jobs under `{prefix}:{queue}:…`; fluxq's own keys are these. */
+export interface RedisKeys {
+  /** The durable events stream (SPEC §5). */
+  events: string;
+  /** Per-job id record and ledger: idempotency, final state, result, attempts. */
+  idRecord(jobId: string): string;
+  /** Batch record (a hash): totals, counts by state, megapixels, timestamps. */
+  batch(batchId: string): string;
+  /** Ids of a batch's jobs (a set), for manifests, cancel and status. */
+  batchJobs(batchId: string): string;
+  /** BullMQ's own hash for a generation job. */
+  bullJob(jobId: string): string;
+  /** BullMQ's sorted set of failed jobs. */
+  bullFailed: string;
+  /** BullMQ's limiter key (SET by queue.rateLimit on a 429). */
+  limiter: string;
+  /** BullMQ's meta hash (paused flag, global concurrency). */
+  meta: string;
+  /** Why the queue is paused (set once per pause, so `queue.paused` is emitted once). */
+  pauseReason: string;
+  /** The queue that delivers webhooks (its BullMQ name; it lives under the same prefix). */
+  webhookQueueName: string;
+}
+
+export function redisKeys(prefix: string, queueName: string): RedisKeys {
+  return {
+    events: `${prefix}:events`,
+    idRecord: (jobId) => `${prefix}:id:${jobId}`,
+    batch: (batchId) => `${prefix}:batch:${batchId}`,
+    batchJobs: (batchId) => `${prefix}:batch:${batchId}:jobs`,
+    bullJob: (jobId) => `${prefix}:${queueName}:${jobId}`,
+    bullFailed: `${prefix}:${queueName}:failed`,
+    limiter: `${prefix}:${queueName}:limiter`,
+    meta: `${prefix}:${queueName}:meta`,
+    pauseReason: `${prefix}:pause-reason`,
+    webhookQueueName: `${queueName}-webhooks`,
+  };
+}
+
+export type ImageExt = 'png' | 'jpg' | 'webp';
+
+export interface ImageKeyParts {
+  keyPrefix: string;
+  jobId: string;
+  batchId?: string | undefined;
+  /** The request's `output.keyPrefix`, which replaces `{S3_KEY_PREFIX}/{batch}`. */
+  outputKeyPrefix?: string | undefined;
+}
+
+/**
+ * The folder of a job's images: `{S3_KEY_PREFIX}/{B}/{J}`, `{S3_KEY_PREFIX}/{J}` without
+ * a batch, or `{P}/{J}` with `output.keyPrefix = P`. Always without a trailing slash.
+ */
+export function jobImageFolder(p: ImageKeyParts): string {
+  if (p.outputKeyPrefix) return `${p.outputKeyPrefix}/${p.jobId}`;
+  if (p.batchId) return `${p.keyPrefix}/${p.batchId}/${p.jobId}`;
+  return `${p.keyPrefix}/${p.jobId}`;
+}
+
+/** Image `index` (0-based, in `data[]` order) of a job. */
+export function imageKey(folder: string, index: number, ext: ImageExt): string {
+  return `${folder}/${index}.${ext}`;
+}
+
+/** Where a finished batch's manifest lands. */
+export function manifestKey(keyPrefix: string, batchId: string): string {
+  return `${keyPrefix}/${batchId}/manifest.jsonl`;
+}
+
+/** Content-addressed store for inline input images: one object per distinct content. */
+export function inputImageKey(keyPrefix: string, sha256Hex: string, ext: ImageExt): string {
+  return `${keyPrefix}/inputs/${sha256Hex}.${ext}`;
+}

@@ -1,0 +1,106 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import { UpstreamError } from '../shared/errors.js';
+import type { Secret } from '../shared/secret.js';
+import type { UpstreamBody } from '../shared/upstream.js';
+import { classifyHttpError, classifyTransportError } from './classify.js';
+
+export interface FluxClientOptions {
+  /** `FLUX_API_BASE_URL`, without a trailing slash. */
+  baseUrl: string;
+  apiKey: Secret;
+  /** `FLUX_TIMEOUT_MS`: the whole call, headers and body. */
+  timeoutMs: number;
+  /** Keep-alive sockets to the upstream; sized to the worker's concurrency. */
+  connections: number;
+  /** A dispatcher of the caller's (tests, proxies); the client then owns none. */
+  dispatcher?: Dispatcher;
+}
+
+export interface UpstreamAnswer {
+  status: number;
+  /** The 200 body; decoded by decode.ts. */
+  bodyText: string;
+  latencyMs: number;
+}
+
+/** Called once per upstream call with its outcome, for metrics. */
+export type UpstreamObserver = (outcome: { status: number | 'error'; latencyMs: number; kind?: string }) => void;
+
+/**
+ * The flux-2-pro HTTP client: `POST {base}/{model}` with `Authorization: Bearer`, a
+ * JSON body, a deadline, and a keep-alive pool. Every failure is an UpstreamError
+ * classified per SPEC §1; none carries the API key.
+ */
+export class FluxClient {
+  readonly #opts: FluxClientOptions;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  #observer: UpstreamObserver | undefined;
+
+  constructor(opts: FluxClientOptions) {
+    this.#opts = opts;
+    this.#ownsDispatcher = opts.dispatcher === undefined;
+    this.#dispatcher =
+      opts.dispatcher ??
+      new Agent({
+        connections: Math.max(1, opts.connections),
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        // Our own deadline (AbortSignal) fires first; these only bound a broken socket.
+        headersTimeout: opts.timeoutMs + 5000,
+        bodyTimeout: opts.timeoutMs + 5000,
+        connect: { timeout: Math.min(10_000, opts.timeoutMs) },
+      });
+  }
+
+  /** Observe every call's outcome (metrics, adaptive concurrency). */
+  observe(observer: UpstreamObserver): void {
+    this.#observer = observer;
+  }
+
+  urlFor(model: string): string {
+    return `${this.#opts.baseUrl}/${encodeURIComponent(model)}`;
+  }
+
+  async generate(model: string, body: UpstreamBody, signal?: AbortSignal): Promise<UpstreamAnswer> {
+    const started = performance.now();
+    const deadline = AbortSignal.timeout(this.#opts.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const key = this.#opts.apiKey.reveal();
+    const scrub = (text: string) => (key.length >= 4 ? text.split(key).join('[redacted]') : text);
+    let status = 0;
+    try {
+      const res = await request(this.urlFor(model), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        dispatcher: this.#dispatcher,
+        signal: combined,
+      });
+      status = res.statusCode;
+      const bodyText = await res.body.text();
+      const latencyMs = performance.now() - started;
+      if (status >= 200 && status < 300) {
+        this.#observer?.({ status, latencyMs });
+        return { status, bodyText, latencyMs };
+      }
+      const err = classifyHttpError(status, scrub(bodyText), {
+        retryAfter: res.headers['retry-after'],
+        location: res.headers.location,
+      });
+      this.#observer?.({ status, latencyMs, kind: err.kind });
+      throw err;
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      // The caller's own signal (shutdown, cancel) is not an upstream outcome: rethrow it.
+      if (signal?.aborted && !deadline.aborted) throw err;
+      const classified = classifyTransportError(err, { timedOut: deadline.aborted, timeoutMs: this.#opts.timeoutMs });
+      this.#observer?.({ status: status || 'error', latencyMs: performance.now() - started, kind: classified.kind });
+      throw classified;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close();
+  }
+}

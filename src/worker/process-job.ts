@@ -1,0 +1,192 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { RateLimitError, UnrecoverableError, type Job } from 'bullmq';
+import type { Config } from '../shared/config.js';
+import { UpstreamError } from '../shared/errors.js';
+import { EVENT, type StoredImage } from '../shared/events.js';
+import { jobDataSchema, type JobData } from '../shared/job-data.js';
+import type { JobRecords } from '../shared/job-record.js';
+import { jobImageFolder, type RedisKeys } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
+import type { RedisClient } from '../shared/redis.js';
+import type { JobResult } from '../shared/result.js';
+import { toUpstreamBody, type UpstreamResponseMeta } from '../shared/upstream.js';
+import { findStoredImages } from './checkpoint.js';
+import { decodeUpstreamResponse, type DecodedResponse } from './decode.js';
+import type { FluxClient } from './flux-client.js';
+import { handleFailure, PoisonJobError, type Ledger, type OutcomeDeps } from './outcome.js';
+import { resolveInputs, type ResolveInputsDeps } from './resolve-inputs.js';
+import type { Spool } from './spool.js';
+import { storeImages } from './upload.js';
+
+export interface ProcessorDeps extends OutcomeDeps {
+  config: Config;
+  keys: RedisKeys;
+  redis: RedisClient;
+  s3: S3Client;
+  flux: FluxClient;
+  records: JobRecords;
+  spool: Spool | undefined;
+  inputs: ResolveInputsDeps;
+  /** The limiter max in force, to tell a 429 back-off window from an ordinary one. */
+  limiterMax: number;
+  /** How long an upload keeps retrying while S3 is down, holding the bytes. */
+  uploadRetryWindowMs: number;
+  onStored?: (bytes: number) => void;
+  onCompleted?: (result: JobResult, jobId: string) => void;
+}
+
+/** Parse the job's data; anything unusable is poison, failed with a clear reason. */
+export function parseJobData(job: Job): JobData {
+  const poison = (job as Job & { fluxqPoison?: string }).fluxqPoison;
+  if (poison) throw new PoisonJobError(poison);
+  const parsed = jobDataSchema.safeParse(job.data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : 'data';
+    throw new PoisonJobError(`job data is not a fluxq request (${where}: ${issue?.message ?? 'invalid'}); enqueue it with fluxq`);
+  }
+  return parsed.data as JobData;
+}
+
+/**
+ * Is the queue inside a 429 back-off window? The worker already refuses to fetch
+ * then, but a job fetched a moment before another worker's 429 must not be sent
+ * either: no worker anywhere sends during the window.
+ */
+async function backoffWindowMs(deps: ProcessorDeps): Promise<number> {
+  const [[, value], [, ttl]] = ((await deps.redis.pipeline().get(deps.keys.limiter).pttl(deps.keys.limiter).exec()) ?? []) as [
+    [unknown, string | null],
+    [unknown, number],
+  ];
+  return value !== null && Number(value) > deps.limiterMax && ttl > 0 ? ttl : 0;
+}
+
+function buildResult(
+  data: JobData,
+  model: string,
+  images: StoredImage[],
+  meta: UpstreamResponseMeta,
+  ledger: Ledger,
+  seed: number | undefined,
+): JobResult {
+  const result: JobResult = {
+    images,
+    input_mp: meta.input_mp,
+    output_mp: meta.output_mp,
+    total_pixels: meta.total_pixels,
+    created: meta.created,
+    model,
+    attempts: ledger.attempts,
+    possibly_billed: ledger.possiblyBilled,
+  };
+  const s = seed ?? data.params.seed;
+  if (s !== undefined) result.seed = s;
+  if (data.metadata) result.metadata = data.metadata;
+  return result;
+}
+
+/**
+ * The BullMQ processor, in SPEC order: replay a recorded outcome; complete from the
+ * bucket when the images are already stored; re-upload spooled bytes; else (outside a
+ * 429 window) resolve inputs, call the upstream once, decode strictly, upload, and
+ * record + emit the outcome exactly once.
+ */
+export function createProcessor(deps: ProcessorDeps) {
+  return async function processGeneration(job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<JobResult> {
+    const jobId = job.id ?? '';
+    const log = deps.log.child({ jobId, attempt: job.attemptsMade + 1 });
+    let ledger: Ledger = { attempts: 0, possiblyBilled: 0 };
+    let data: JobData | undefined;
+    try {
+      const begun = await deps.records.beginRun(jobId);
+      const record = begun.record;
+      ledger = { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
+      if (begun.orphanedCalls > 0) log.warn({ orphanedCalls: begun.orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
+      if (record.state === 'completed' && record.result) return JSON.parse(record.result) as JobResult;
+      if (record.state === 'failed' || record.state === 'cancelled') throw new UnrecoverableError(record.error ?? record.state);
+
+      data = parseJobData(job);
+      const model = data.model ?? deps.config.flux.model;
+      const bucket = deps.config.s3.bucket ?? '';
+      const folder = jobImageFolder({ keyPrefix: deps.config.s3.keyPrefix, jobId, batchId: data.batch, outputKeyPrefix: data.outputKeyPrefix });
+
+      const complete = async (images: StoredImage[], meta: UpstreamResponseMeta, seed?: number): Promise<JobResult> => {
+        const result = buildResult(data as JobData, model, images, meta, ledger, seed);
+        const event = {
+          jobId,
+          ...(data?.batch ? { batchId: data.batch } : {}),
+          images,
+          attempts: ledger.attempts,
+          possibly_billed: ledger.possiblyBilled,
+          output_mp: meta.output_mp,
+          input_mp: meta.input_mp,
+          ...(data?.metadata ? { metadata: data.metadata } : {}),
+        };
+        await deps.records.finalize(jobId, { state: 'completed', result: JSON.stringify(result), event: { type: EVENT.jobCompleted, data: event } });
+        deps.onCompleted?.(result, jobId);
+        log.info({ images: images.map((i) => i.key), attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled }, 'job completed');
+        return result;
+      };
+
+      // Paid once: the bucket is the source of truth for "already generated".
+      const stored = await findStoredImages(deps.s3, bucket, folder, jobId, signal);
+      if (stored) {
+        log.info('images already stored for this job: completing without an upstream call');
+        return await complete(stored.images, stored.meta, stored.seed);
+      }
+
+      let response: DecodedResponse | undefined = await deps.spool?.get(jobId, record.gen);
+      if (response) log.info('uploading spooled images from an earlier attempt (no new upstream call)');
+      if (!response) {
+        const waitMs = await backoffWindowMs(deps);
+        if (waitMs > 0) throw new RateLimitError();
+        const inputs = await resolveInputs(deps.inputs, data.inputs, signal);
+        const body = toUpstreamBody(data.params, inputs);
+        await deps.records.callStarted(jobId);
+        let answer;
+        try {
+          answer = await deps.flux.generate(model, body, signal);
+        } catch (err) {
+          if (err instanceof UpstreamError) {
+            const spends = err.kind === 'permanent' || err.kind === 'transient' || err.kind === 'ambiguous';
+            ledger = await deps.records.callSettled(jobId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
+          }
+          throw err; // a shutdown abort stays unsettled: the next run counts it as possibly billed
+        }
+        try {
+          response = decodeUpstreamResponse(answer.bodyText);
+        } catch (err) {
+          ledger = await deps.records.callSettled(jobId, { spendsAttempt: true, ambiguous: true });
+          throw err;
+        }
+        ledger = await deps.records.callSettled(jobId, { spendsAttempt: true, ambiguous: false });
+      }
+
+      const generated = response;
+      let spooled = false;
+      const images = await storeImages(
+        deps.s3,
+        { bucket, folder, jobId, batchId: data.batch, seed: data.params.seed, meta: generated.meta, images: generated.images },
+        {
+          retryWindowMs: deps.uploadRetryWindowMs,
+          signal,
+          onFailure: async (err, round) => {
+            log.warn({ err: err.message, round }, 'upload failed; keeping the generated bytes and retrying');
+            if (!spooled && deps.spool) spooled = await deps.spool.put(jobId, record.gen, generated).catch(() => false);
+          },
+        },
+      );
+      deps.onStored?.(images.reduce((n, i) => n + i.bytes, 0));
+      if (deps.spool) await deps.spool.remove(jobId, record.gen).catch(() => undefined);
+      return await complete(images, generated.meta);
+    } catch (err) {
+      if (err instanceof UnrecoverableError) throw err;
+      if (err instanceof RateLimitError) throw err;
+      return handleFailure(
+        deps,
+        { job, token, signal, ledger, batchId: data?.batch ?? undefined, metadata: data?.metadata, log },
+        err,
+      );
+    }
+  };
+}

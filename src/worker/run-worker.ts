@@ -1,0 +1,49 @@
+import { loadConfig } from '../shared/config.js';
+import { EXIT } from '../shared/exit-codes.js';
+import { createLogger } from '../shared/logger.js';
+import { createRedis, describeRedis } from '../shared/redis.js';
+import { createS3Client } from '../shared/s3.js';
+import type { Secret } from '../shared/secret.js';
+import { FluxClient } from './flux-client.js';
+import { createWorker } from './worker.js';
+
+export interface RunWorkerIO {
+  env: Record<string, string | undefined>;
+  /** Resolves when the process is asked to stop (SIGTERM/SIGINT in the CLI). */
+  stopSignal: Promise<string>;
+}
+
+/**
+ * `fluxq worker`: build a worker from the environment, run it until asked to stop,
+ * then drain within SHUTDOWN_TIMEOUT_MS and release every connection. Exit 0.
+ */
+export async function runWorker(io: RunWorkerIO): Promise<number> {
+  const config = loadConfig(io.env, 'worker');
+  const logger = createLogger({ level: config.logLevel, name: 'fluxq-worker' });
+  const redis = createRedis(config, { role: 'worker', connectionName: 'fluxq-worker' });
+  let lastRedisError = '';
+  redis.on('error', (err) => {
+    if (err.message !== lastRedisError) logger.warn({ err: err.message, redis: describeRedis(config) }, 'redis connection problem; reconnecting');
+    lastRedisError = err.message;
+  });
+  redis.on('ready', () => {
+    if (lastRedisError) logger.info('redis connection is back');
+    lastRedisError = '';
+  });
+  const s3 = createS3Client(config, { maxSockets: config.worker.concurrency * 2 });
+  const flux = new FluxClient({
+    baseUrl: config.flux.baseUrl,
+    apiKey: config.flux.apiKey as Secret,
+    timeoutMs: config.flux.timeoutMs,
+    connections: config.worker.concurrency,
+  });
+  const fw = createWorker({ config, redis, s3, flux, logger });
+  await fw.ready;
+  const signal = await io.stopSignal;
+  logger.info({ signal }, 'stop requested');
+  await fw.close();
+  s3.destroy();
+  await redis.quit().catch(() => redis.disconnect());
+  logger.flush();
+  return EXIT.ok;
+}

@@ -1,0 +1,40 @@
+/**
+ * `npm test`: one redis-server for the whole run on a free 127.0.0.1 port, then Node's
+ * own test runner over every test file (its summary counts show), then the server is
+ * stopped. `npm test -- test/unit` runs a folder; files run two at a time.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startLocalRedis } from '../src/demo/local-redis.js';
+
+function collect(path: string, out: string[]): void {
+  const st = statSync(path);
+  if (st.isDirectory()) {
+    for (const entry of readdirSync(path).sort()) collect(join(path, entry), out);
+  } else if (/\.test\.ts$/.test(path)) out.push(path);
+}
+
+const args = process.argv.slice(2);
+const roots = args.length > 0 ? args : ['test/unit', 'test/integration', 'test/faults'];
+const files: string[] = [];
+for (const root of roots) {
+  try {
+    collect(resolve(root), files);
+  } catch {
+    if (args.length > 0) throw new Error(`no such test path: ${root}`);
+  }
+}
+if (files.length === 0) throw new Error('no test files found');
+
+const redis = await startLocalRedis();
+const started = Date.now();
+const concurrency = process.env.FLUXQ_TEST_CONCURRENCY ?? '2';
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, FLUXQ_TEST_REDIS_URL: redis.url, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+});
+const code: number = await new Promise((r) => child.on('exit', (c, sig) => r(c ?? (sig ? 1 : 0))));
+await redis.stop();
+console.log(`\nfluxq test run: ${files.length} files in ${((Date.now() - started) / 1000).toFixed(1)} s, exit ${code}`);
+process.exit(code);
