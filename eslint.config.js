@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'test-artifacts/', '.fluxq-demo/', 'bench/results/'] },
+  { ignores: ['dist/', 'scratch/', 'node_modules/', 'test-artifacts/', '.fluxq-demo/', 'bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

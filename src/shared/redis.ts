@@ -74,18 +74,18 @@ export function describeRedis(config: Config): string {
  */
 export async function waitForRedis(client: RedisClient, where: string, timeoutMs = 5000): Promise<void> {
   if (client.status === 'ready') return;
-  let lastError: Error | undefined;
-  const onError = (err: Error) => {
-    lastError = err;
-  };
-  client.on('error', onError);
+  let onError: ((err: Error) => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const fail = (err?: Error) => {
         cleanup();
-        const why = lastError ? ` (${(lastError as NodeJS.ErrnoException).code ?? lastError.message})` : '';
+        const why = err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : '';
         reject(new QueueUnavailableError(`Redis at ${where} is unreachable${why}; nothing was enqueued. Check REDIS_URL and that Redis is running.`));
-      }, timeoutMs);
+      };
+      // Fail on the first connection error: a producer does not wait, nor buffer.
+      onError = (err: Error) => fail(err);
+      client.on('error', onError);
+      const timer = setTimeout(() => fail(), timeoutMs);
       const onReady = () => {
         cleanup();
         resolve();
@@ -98,6 +98,6 @@ export async function waitForRedis(client: RedisClient, where: string, timeoutMs
       if (client.status === 'ready') onReady();
     });
   } finally {
-    client.off('error', onError);
+    if (onError) client.off('error', onError);
   }
 }

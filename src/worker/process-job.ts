@@ -6,7 +6,6 @@ import { EVENT, type StoredImage } from '../shared/events.js';
 import { jobDataSchema, type JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
 import { jobImageFolder, type RedisKeys } from '../shared/keys.js';
-import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
 import { toUpstreamBody, type UpstreamResponseMeta } from '../shared/upstream.js';

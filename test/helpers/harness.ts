@@ -7,7 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import type { TestContext } from 'node:test';
 import { startFakeFlux, type FakeFlux, type FakeFluxOptions } from '../../src/demo/fake-flux.js';
@@ -101,7 +102,7 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
     FLUX_API_BASE_URL: fake.url,
     FLUX_API_KEY: fake.apiKey,
     ...s3server.env(bucket),
-    LOG_LEVEL: process.env.FLUXQ_TEST_LOG_LEVEL ?? 'warn',
+    LOG_LEVEL: process.env.FLUXQ_TEST_LOG_LEVEL ?? 'error',
     BACKOFF_BASE_MS: '50',
     LOCK_DURATION_MS: '5000',
     STALLED_INTERVAL_MS: '2000',

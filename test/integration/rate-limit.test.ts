@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startHarness } from '../helpers/harness.js';
+
+test('a 429 with Retry-After: 2 stops both worker processes for the window; the job completes without spending an attempt', { timeout: 90_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 300 } });
+  h.fake.inject({ times: 1, fault: { type: 'status', status: 429, errorType: 'rate_limit', message: 'slow down', retryAfter: '2' } });
+  const [a, b] = await Promise.all([h.spawnWorker({ WORKER_CONCURRENCY: '2' }), h.spawnWorker({ WORKER_CONCURRENCY: '2' })]);
+  const producer = h.producer();
+  await producer.enqueueBulk(Array.from({ length: 8 }, (_, i) => ({ id: `rl-${i}`, prompt: `rl ${i}` })));
+  const done = await Promise.all(Array.from({ length: 8 }, (_, i) => producer.waitFor(`rl-${i}`, { timeoutMs: 30_000 })));
+  assert.ok(done.every((d) => d.state === 'completed'));
+
+  const c429 = h.fake.calls.filter((c) => c.status === 429);
+  assert.equal(c429.length, 1, 'one call got the 429');
+  const answeredAt = c429[0]?.endedAt ?? 0;
+  // The fleet learns of the 429 when the answer reaches a worker (well under 100 ms here).
+  const from = answeredAt + 100;
+  const to = answeredAt + 2000;
+  const inWindow = h.fake.calls.filter((c) => c.at >= from && c.at < to);
+  assert.deepEqual(inWindow.map((c) => ({ at: c.at - answeredAt, prompt: c.prompt })), [], 'no request from either worker during the Retry-After window');
+  assert.ok(h.fake.calls.some((c) => c.at >= to), 'work resumed after the window');
+  const limitedId = (c429[0]?.prompt ?? '').replace('rl ', 'rl-');
+  assert.equal(done.find((d) => d.id === limitedId)?.result?.attempts, 1, 'the 429 spent no attempt');
+  // Both processes took part.
+  const pids = new Set([a, b].filter((w) => w.lines.some((l) => l.includes('"job completed"'))).map((w) => w.proc.pid));
+  assert.equal(pids.size, 2);
+  a.kill('SIGTERM');
+  b.kill('SIGTERM');
+  assert.deepEqual(await Promise.all([a.exited, b.exited]), [0, 0]);
+});
+
+test('in-flight calls never exceed workers × WORKER_CONCURRENCY', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 150 } });
+  const producer = h.producer();
+  await Promise.all([h.worker({ WORKER_CONCURRENCY: '3' }), h.worker({ WORKER_CONCURRENCY: '3' })]);
+  await producer.enqueueBulk(Array.from({ length: 30 }, (_, i) => ({ id: `c-${i}`, prompt: `c ${i}` })));
+  for (let i = 0; i < 30; i++) assert.equal((await producer.waitFor(`c-${i}`, { timeoutMs: 30_000 })).state, 'completed');
+  assert.ok(h.fake.maxInFlight <= 6, `max in flight ${h.fake.maxInFlight} > 6`);
+  assert.equal(h.fake.maxInFlight, 6, 'the fleet used its whole concurrency');
+});
+
+test('GLOBAL_CONCURRENCY caps in-flight calls across all workers', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 150 }, env: { GLOBAL_CONCURRENCY: '3' } });
+  const producer = h.producer();
+  await Promise.all([h.worker({ WORKER_CONCURRENCY: '4' }), h.worker({ WORKER_CONCURRENCY: '4' })]);
+  await producer.enqueueBulk(Array.from({ length: 24 }, (_, i) => ({ id: `g-${i}`, prompt: `g ${i}` })));
+  for (let i = 0; i < 24; i++) assert.equal((await producer.waitFor(`g-${i}`, { timeoutMs: 30_000 })).state, 'completed');
+  assert.ok(h.fake.maxInFlight <= 3, `max in flight ${h.fake.maxInFlight} > GLOBAL_CONCURRENCY 3`);
+  assert.equal(h.fake.maxInFlight, 3);
+});
+
+test('with RATE_LIMIT_MAX/RATE_LIMIT_DURATION_MS no fixed window holds more starts, across workers', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 20 }, env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_DURATION_MS: '1000' } });
+  const producer = h.producer();
+  await Promise.all([h.worker({ WORKER_CONCURRENCY: '4' }), h.worker({ WORKER_CONCURRENCY: '4' })]);
+  const started = Date.now();
+  await producer.enqueueBulk(Array.from({ length: 10 }, (_, i) => ({ id: `r-${i}`, prompt: `r ${i}` })));
+  for (let i = 0; i < 10; i++) assert.equal((await producer.waitFor(`r-${i}`, { timeoutMs: 30_000 })).state, 'completed');
+  const arrivals = h.fake.calls.map((c) => c.at).sort((x, y) => x - y);
+  // Rebuild BullMQ's fixed windows: each opens at the first start after the last one closed.
+  // Arrival lags the start by a few ms, hence the 30 ms allowance on the window length.
+  const windows: number[][] = [];
+  for (const at of arrivals) {
+    const w = windows.at(-1);
+    if (w && at < (w[0] as number) + 1000 - 30) w.push(at);
+    else windows.push([at]);
+  }
+  for (const w of windows) assert.ok(w.length <= 3, `a window held ${w.length} starts: ${w.map((x) => x - started).join(', ')}`);
+  assert.ok(windows.length >= 4, '10 starts at 3 per second need at least 4 windows');
+});
