@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueUnavailableError, ValidationError } from './shared/errors.js';
 import { CliError, EXIT } from './shared/exit-codes.js';
 import { processIO } from './producer/commands/io.js';
@@ -109,7 +109,6 @@ const program = new Command('fluxq')
 
 registerCommands(program);
 
-program.addOption(new Option('--no-color').hideHelp());
 
 try {
   await program.parseAsync(process.argv);

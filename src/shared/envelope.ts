@@ -27,12 +27,11 @@ const jobId = z.string({ error: 'must be a string' }).refine(isValidJobId, {
   message: 'must be 1–128 characters of A–Z a–z 0–9 . _ ~ - and not all digits',
 });
 
-const dimension = z
-  .number({ error: 'must be an integer' })
-  .int({ message: 'must be an integer' })
-  .min(64, { message: 'must be ≥ 64' })
-  .max(MAX_PIXELS / 64, { message: `must be ≤ ${MAX_PIXELS / 64}` })
-  .refine((n) => n % 32 === 0, { message: 'must be a multiple of 32' });
+const dimension = z.number({ error: 'must be an integer' }).superRefine((n, ctx) => {
+  if (!Number.isInteger(n)) ctx.addIssue({ code: 'custom', message: 'must be an integer' });
+  else if (n < 64 || n % 32 !== 0) ctx.addIssue({ code: 'custom', message: `must be ≥ 64 and a multiple of 32, got ${n}` });
+  else if (n > MAX_PIXELS / 64) ctx.addIssue({ code: 'custom', message: `must be ≤ ${MAX_PIXELS / 64} (the other side is at least 64 and the image at most 4 MP), got ${n}` });
+});
 
 const safetyTolerance = z
   .union([z.number(), z.string()], { error: 'must be an integer 0–6 or a string "0"–"6"' })

@@ -27,7 +27,7 @@ test('a bad JSONL line: exit 2, each bad line named with its field, nothing enqu
   assert.equal(run.stdout, '');
   const err = run.stderr.split('\n');
   assert.equal(err[0], `fluxq: 5 invalid line(s) in ${file}; nothing was enqueued`);
-  assert.ok(err.includes('line 2: width: must be a multiple of 32'), run.stderr);
+  assert.ok(err.includes('line 2: width: must be ≥ 64 and a multiple of 32, got 100'), run.stderr);
   assert.ok(err.some((l) => /^line 3: not valid JSON/.test(l)), run.stderr);
   assert.ok(err.includes('line 5: seed: must be an integer'), run.stderr);
   assert.ok(err.includes('line 5: colour: is not a known field'), run.stderr);

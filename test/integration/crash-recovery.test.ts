@@ -5,7 +5,9 @@ import { startHarness, waitFor } from '../helpers/harness.js';
 import { startS3Proxy } from '../helpers/s3-proxy.js';
 
 test('a worker SIGKILLed mid-flight: a second worker completes every job, each with exactly its images, none regenerated after its upload succeeded', { timeout: 120_000 }, async (t) => {
-  const h = await startHarness(t, { fake: { latencyMs: 700, jitterMs: 300 } });
+  const h = await startHarness(t, { fake: { latencyMs: 100 } });
+  // crash-0 answers at once; the calls of the others are still in flight when the worker dies.
+  h.fake.inject({ prompt: /of crash-[1-9]$/, times: 3, fault: { type: 'delay', ms: 3000 } });
   const proxy = await startS3Proxy(h.s3server.endpoint);
   t.after(() => proxy.close());
   const producer = h.producer();

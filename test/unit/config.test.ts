@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import { test } from 'node:test';
+import { loadConfig, CONFIG_VARIABLES } from '../../src/shared/config.js';
+import { ConfigError } from '../../src/shared/errors.js';
+
+const worker = { FLUX_API_KEY: 'sk-live-123456', S3_BUCKET: 'my-bucket' };
+
+function problems(env: Record<string, string>, role: 'worker' | 'producer' | 'api' = 'worker'): string[] {
+  try {
+    loadConfig(env, role);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  return [];
+}
+
+test('defaults match SPEC §3', () => {
+  const c = loadConfig(worker, 'worker');
+  assert.deepEqual(c.redis, { urls: ['redis://127.0.0.1:6379'], cluster: false });
+  assert.deepEqual(c.queue, { prefix: 'fluxq', name: 'generate' });
+  assert.equal(c.flux.baseUrl, 'https://api.modelverse.cn/v1');
+  assert.equal(c.flux.model, 'flux-2-pro');
+  assert.equal(c.flux.timeoutMs, 120_000);
+  assert.equal(c.worker.concurrency, 4);
+  assert.equal(c.worker.globalConcurrency, undefined);
+  assert.equal(c.worker.autoConcurrencyMin, 1);
+  assert.equal(c.worker.autoConcurrencyMax, 64);
+  assert.equal(c.worker.rateLimit, undefined);
+  assert.equal(c.worker.maxAmbiguousRetries, 2);
+  assert.equal(c.idempotencyTtlS, 604_800);
+  assert.equal(c.worker.jobAttempts, 5);
+  assert.equal(c.worker.backoffBaseMs, 1000);
+  assert.equal(c.s3.region, 'us-east-1');
+  assert.equal(c.s3.forcePathStyle, false);
+  assert.equal(c.s3.keyPrefix, 'images');
+  assert.equal(c.api.host, '0.0.0.0');
+  assert.equal(c.api.port, 8080);
+  assert.equal(c.api.bodyLimitBytes, 67_108_864);
+  assert.equal(c.api.presignTtlS, 3600);
+  assert.equal(c.worker.metricsPort, undefined);
+  assert.equal(c.budget.priceFirstMpUsd, 0.03);
+  assert.equal(c.budget.priceExtraMpUsd, 0.015);
+  assert.equal(c.inputs.maxBytes, 20_971_520);
+  assert.equal(c.inputs.allowPrivateUrls, false);
+  assert.equal(c.events.maxLen, 1_000_000);
+  assert.equal(c.worker.shutdownTimeoutMs, 60_000);
+  assert.equal(c.logLevel, 'info');
+});
+
+test('one line per bad or missing variable, all at once', () => {
+  assert.deepEqual(problems({ WORKER_CONCURRENCY: 'abc', FLUX_TIMEOUT_MS: '-5', LOG_LEVEL: 'loud' }).sort(), [
+    'FLUX_API_KEY (or MODELVERSE_API_KEY) is required by the worker',
+    'FLUX_TIMEOUT_MS must be an integer ≥ 1000, got "-5"',
+    'LOG_LEVEL must be fatal, error, warn, info, debug, trace, silent, got "loud"',
+    'S3_BUCKET is required by the worker',
+    'WORKER_CONCURRENCY must be an integer from 1 to 1024, got "abc"',
+  ]);
+});
+
+test('booleans accept 1/true/0/false only; an empty value counts as unset', () => {
+  assert.equal(loadConfig({ ...worker, S3_FORCE_PATH_STYLE: 'true' }, 'worker').s3.forcePathStyle, true);
+  assert.equal(loadConfig({ ...worker, S3_FORCE_PATH_STYLE: '0' }, 'worker').s3.forcePathStyle, false);
+  assert.deepEqual(problems({ ...worker, S3_FORCE_PATH_STYLE: 'yes' }), ['S3_FORCE_PATH_STYLE must be 1, true, 0 or false, got "yes"']);
+  assert.deepEqual(problems({ ...worker, S3_FORCE_PATH_STYLE: 'False' }), ['S3_FORCE_PATH_STYLE must be 1, true, 0 or false, got "False"']);
+  const c = loadConfig({ ...worker, WORKER_CONCURRENCY: '', S3_FORCE_PATH_STYLE: '', GLOBAL_CONCURRENCY: '  ' }, 'worker');
+  assert.equal(c.worker.concurrency, 4);
+  assert.equal(c.worker.globalConcurrency, undefined);
+});
+
+test('FLUX_API_KEY falls back to MODELVERSE_API_KEY; secrets never serialise', () => {
+  const c = loadConfig({ MODELVERSE_API_KEY: 'mv-secret-key', S3_BUCKET: 'b-b', S3_ACCESS_KEY_ID: 'AK', S3_SECRET_ACCESS_KEY: 's3-secret-value', API_TOKEN: 'token-token-token-1' }, 'worker');
+  assert.equal(c.flux.apiKey?.reveal(), 'mv-secret-key');
+  const text = JSON.stringify(c) + inspect(c, { depth: 10 }) + String(c.flux.apiKey) + `${c.s3.secretAccessKey}`;
+  for (const secret of ['mv-secret-key', 's3-secret-value', 'token-token-token-1']) assert.ok(!text.includes(secret), `${secret} leaked`);
+});
+
+test('GLOBAL_CONCURRENCY is a number or auto; rate limit variables come in pairs', () => {
+  assert.equal(loadConfig({ ...worker, GLOBAL_CONCURRENCY: '24' }, 'worker').worker.globalConcurrency, 24);
+  assert.equal(loadConfig({ ...worker, GLOBAL_CONCURRENCY: 'auto' }, 'worker').worker.globalConcurrency, 'auto');
+  assert.deepEqual(problems({ ...worker, GLOBAL_CONCURRENCY: '0' }), ['GLOBAL_CONCURRENCY must be an integer ≥ 1 or "auto", got "0"']);
+  assert.deepEqual(problems({ ...worker, RATE_LIMIT_MAX: '10' }), ['RATE_LIMIT_DURATION_MS is required when RATE_LIMIT_MAX is set']);
+  assert.deepEqual(loadConfig({ ...worker, RATE_LIMIT_MAX: '10', RATE_LIMIT_DURATION_MS: '1000' }, 'worker').worker.rateLimit, { max: 10, durationMs: 1000 });
+  assert.deepEqual(problems({ ...worker, AUTO_CONCURRENCY_MIN: '10', AUTO_CONCURRENCY_MAX: '5' }), ['AUTO_CONCURRENCY_MIN must be ≤ AUTO_CONCURRENCY_MAX, got 10 > 5']);
+});
+
+test('REDIS_CLUSTER needs a hash-tagged QUEUE_PREFIX and takes a comma list', () => {
+  assert.deepEqual(problems({ ...worker, REDIS_CLUSTER: '1', REDIS_URL: 'redis://a:1,redis://b:2' }), [
+    'QUEUE_PREFIX must start with a hash tag such as {fluxq} when REDIS_CLUSTER=1, got "fluxq"',
+  ]);
+  const c = loadConfig({ ...worker, REDIS_CLUSTER: '1', REDIS_URL: 'redis://a:1, redis://b:2', QUEUE_PREFIX: '{fluxq}' }, 'worker');
+  assert.deepEqual(c.redis.urls, ['redis://a:1', 'redis://b:2']);
+  assert.deepEqual(problems({ ...worker, REDIS_URL: 'redis://a:1,redis://b:2' }), ['REDIS_URL holds several URLs; set REDIS_CLUSTER=1 for a Redis Cluster or give one URL']);
+  assert.deepEqual(problems({ ...worker, REDIS_URL: 'http://x' }), ['REDIS_URL must be a redis:// or rediss:// URL (a comma list with REDIS_CLUSTER=1), got "http://x"']);
+  assert.equal(loadConfig({ ...worker, REDIS_URL: 'rediss://:pw@host:6380' }, 'worker').redis.urls[0], 'rediss://:pw@host:6380');
+});
+
+test('roles: a producer needs neither key nor bucket; the API needs a token unless API_INSECURE=1', () => {
+  assert.deepEqual(problems({}, 'producer'), []);
+  assert.deepEqual(problems({ S3_BUCKET: 'bkt' }, 'api'), ['API_TOKEN is required by the API (or set API_INSECURE=1 to run without auth)']);
+  assert.deepEqual(problems({ S3_BUCKET: 'bkt', API_INSECURE: '1' }, 'api'), []);
+});
+
+test('every SPEC §3 variable is known to the schema', () => {
+  const spec = ['REDIS_URL', 'REDIS_CLUSTER', 'QUEUE_PREFIX', 'QUEUE_NAME', 'FLUX_API_BASE_URL', 'FLUX_MODEL', 'FLUX_API_KEY', 'MODELVERSE_API_KEY', 'FLUX_TIMEOUT_MS', 'WORKER_CONCURRENCY', 'GLOBAL_CONCURRENCY', 'AUTO_CONCURRENCY_MIN', 'AUTO_CONCURRENCY_MAX', 'RATE_LIMIT_MAX', 'RATE_LIMIT_DURATION_MS', 'MAX_AMBIGUOUS_RETRIES', 'IDEMPOTENCY_TTL_S', 'JOB_ATTEMPTS', 'BACKOFF_BASE_MS', 'S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE', 'S3_KEY_PREFIX', 'API_HOST', 'API_PORT', 'API_TOKEN', 'API_BODY_LIMIT_BYTES', 'PRESIGN_TTL_S', 'WORKER_METRICS_PORT', 'WEBHOOK_ALLOWED_HOSTS', 'MAX_MEGAPIXELS_PER_BATCH', 'PRICE_FIRST_MP_USD', 'PRICE_EXTRA_MP_USD', 'MAX_INPUT_IMAGE_BYTES', 'INPUT_URL_ALLOW_PRIVATE', 'EVENTS_MAX_LEN', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL', 'API_INSECURE'];
+  for (const v of spec) assert.ok(CONFIG_VARIABLES.includes(v), v);
+});
