@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { Job, Queue, type JobsOptions } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { envelopeInputs, generationParams, parseEnvelope, type Envelope } from '../shared/envelope.js';
 import { InputError, QueueUnavailableError, ValidationError, type FieldProblem } from '../shared/errors.js';
 import type { JobData } from '../shared/job-data.js';
+import { generationJobOptions } from '../shared/job-options.js';
 import { JobRecords } from '../shared/job-record.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
@@ -143,13 +144,6 @@ export function createProducer(opts: ProducerOptions): Producer {
     return { s3, bucket: config.s3.bucket, keyPrefix: config.s3.keyPrefix, maxBytes: config.inputs.maxBytes };
   };
 
-  const jobOptions = (id: string, priority?: number): JobsOptions => ({
-    jobId: id,
-    attempts: config.worker.jobAttempts,
-    backoff: { type: 'exponential', delay: config.worker.backoffBaseMs, jitter: 0.5 },
-    ...(priority !== undefined ? { priority } : {}),
-  });
-
   async function connected<T>(fn: () => Promise<T>): Promise<T> {
     await waitForRedis(redis, where);
     try {
@@ -273,7 +267,7 @@ export function createProducer(opts: ProducerOptions): Producer {
         if (it.batchId) reg.sadd(keys.batchJobs(it.batchId), it.id);
       }
       await reg.exec();
-      await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: jobOptions(it.id, o.priority) })));
+      await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: generationJobOptions(config, it.id, o.priority) })));
     }
     for (const it of toRetry) {
       const job = await Job.fromId<JobData, JobResult>(queue, it.id);
