@@ -4,7 +4,7 @@ import { CliError, EXIT } from './shared/exit-codes.js';
 import { processIO } from './producer/commands/io.js';
 import { enqueueCommand } from './producer/commands/enqueue.js';
 import { statusCommand } from './producer/commands/status.js';
-import { pauseCommand, resumeCommand } from './producer/commands/control.js';
+import { cancelCommand, pauseCommand, resumeCommand } from './producer/commands/control.js';
 
 /**
  * The `fluxq` bin: argument parsing and dispatch, nothing else. Only this file reads
@@ -91,6 +91,11 @@ function registerCommands(program: Command): void {
 
   program.command('pause').description('stop upstream calls fleet-wide (in-flight calls finish)').action(async () => done(await pauseCommand(io)));
   program.command('resume').description('restart upstream calls fleet-wide').action(async () => done(await resumeCommand(io)));
+  program
+    .command('cancel')
+    .description("remove a batch's jobs that have not started (active ones finish)")
+    .argument('<BATCH>', 'batch id')
+    .action(async (batch: string) => done(await cancelCommand(batch, io)));
 
   program
     .command('demo')

@@ -1,14 +1,12 @@
 import type { Queue } from 'bullmq';
+import type { BatchStore } from '../shared/batch-store.js';
 import type { JobData } from '../shared/job-data.js';
-import type { JobRecords } from '../shared/job-record.js';
-import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
-import { mapBullState } from './job-status.js';
 
-/** SPEC §6 `GET /v1/batches/:id`. */
+/** SPEC §6 `GET /v1/batches/:id`, with the record's timestamps and budget. */
 export interface BatchStatus {
   batchId: string;
+  /** `running` until every job is final, then `completed`. */
   state: 'running' | 'completed';
   total: number;
   counts: { waiting: number; active: number; delayed: number; completed: number; failed: number; cancelled: number };
@@ -16,61 +14,35 @@ export interface BatchStatus {
   input_mp: number;
   possibly_billed: number;
   cost_usd: number;
+  /** Paused queue: waiting jobs are held (`waiting` includes them). */
+  paused: boolean;
+  max_megapixels?: number;
+  created?: string;
+  started?: string;
+  finished?: string;
 }
 
-export interface BatchStatusDeps {
-  queue: Queue<JobData, JobResult>;
-  redis: RedisClient;
-  records: JobRecords;
-  keys: RedisKeys;
-  prices: { firstMpUsd: number; extraMpUsd: number };
-}
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 
-/** Estimated cost of one image result: first output MP, then each further output or input MP. */
-export function estimateCostUsd(outputMp: number, inputMp: number, prices: { firstMpUsd: number; extraMpUsd: number }): number {
-  if (outputMp <= 0 && inputMp <= 0) return 0;
-  const first = outputMp > 0 ? 1 : 0;
-  return first * prices.firstMpUsd + (Math.max(outputMp - first, 0) + inputMp) * prices.extraMpUsd;
-}
-
-/** A batch's state from its members' records and BullMQ states. */
-export async function getBatchStatus(deps: BatchStatusDeps, batchId: string): Promise<BatchStatus | undefined> {
-  const ids = await deps.redis.smembers(deps.keys.batchJobs(batchId));
-  if (ids.length === 0) return undefined;
-  const counts = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, cancelled: 0 };
-  let output = 0;
-  let input = 0;
-  let pb = 0;
-  let cost = 0;
-  const records = await deps.records.getMany(ids);
-  const paused = await deps.queue.isPaused();
-  await Promise.all(
-    records.map(async (rec, i) => {
-      pb += rec?.possiblyBilled ?? 0;
-      if (rec?.state) {
-        counts[rec.state]++;
-        if (rec.state === 'completed' && rec.result) {
-          const r = JSON.parse(rec.result) as JobResult;
-          output += r.output_mp;
-          input += r.input_mp;
-          cost += estimateCostUsd(r.output_mp, r.input_mp, deps.prices);
-        }
-        return;
-      }
-      const state = mapBullState(await deps.queue.getJobState(ids[i] as string), paused);
-      if (state === 'paused') counts.waiting++;
-      else counts[state]++;
-    }),
-  );
-  const open = counts.waiting + counts.active + counts.delayed;
-  return {
+export async function getBatchStatus(deps: { batches: BatchStore; queue: Queue<JobData, JobResult> }, batchId: string): Promise<BatchStatus | undefined> {
+  const rec = await deps.batches.get(batchId);
+  if (!rec) return undefined;
+  const [open, paused] = await Promise.all([deps.batches.openCounts(batchId), deps.queue.isPaused()]);
+  const openTotal = open.waiting + open.active + open.delayed;
+  const status: BatchStatus = {
     batchId,
-    state: open === 0 ? 'completed' : 'running',
-    total: ids.length,
-    counts,
-    output_mp: output,
-    input_mp: input,
-    possibly_billed: pb,
-    cost_usd: Math.round(cost * 1e6) / 1e6,
+    state: openTotal === 0 && rec.total > 0 ? 'completed' : 'running',
+    total: rec.total,
+    counts: { ...open, completed: rec.completed, failed: rec.failed, cancelled: rec.cancelled },
+    output_mp: rec.outputMp,
+    input_mp: rec.inputMp,
+    possibly_billed: rec.possiblyBilled,
+    cost_usd: rec.costUsd,
+    paused,
   };
+  if (rec.maxMegapixels !== undefined) status.max_megapixels = rec.maxMegapixels;
+  for (const [k, v] of [['created', iso(rec.created)], ['started', iso(rec.started)], ['finished', openTotal === 0 ? iso(rec.finished) : undefined]] as const) {
+    if (v) status[k] = v;
+  }
+  return status;
 }

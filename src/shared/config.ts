@@ -74,7 +74,7 @@ const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const PREFIX_RE = /^(\{[A-Za-z0-9._-]{1,64}\}|[A-Za-z0-9._-]{1,64})([A-Za-z0-9._-]{0,64})$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** Second key segments fluxq itself uses under QUEUE_PREFIX (see keys.ts). */
-export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'inflight', 'spool'];
+export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency'];
 
 /** The raw schema: env variable name → parsed value (undefined when unset). */
 export const envSchema = z.object({
@@ -140,6 +140,9 @@ export const envSchema = z.object({
   LOG_LEVEL: text(new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
   SPOOL_DIR: text(),
   SPOOL_MAX_BYTES: int(0),
+  WEBHOOK_TIMEOUT_MS: int(100),
+  WEBHOOK_ATTEMPTS: int(1, 100),
+  WEBHOOK_BACKOFF_MS: int(1),
   LOCK_DURATION_MS: int(1000),
   STALLED_INTERVAL_MS: int(1000),
   UPLOAD_RETRY_WINDOW_MS: int(0),
@@ -189,7 +192,7 @@ export interface Config {
     bodyLimitBytes: number;
     presignTtlS: number;
   };
-  webhooks: { allowedHosts: string[] | undefined };
+  webhooks: { allowedHosts: string[] | undefined; timeoutMs: number; attempts: number; backoffMs: number };
   budget: { maxMegapixelsPerBatch: number | undefined; priceFirstMpUsd: number; priceExtraMpUsd: number };
   inputs: { maxBytes: number; allowPrivateUrls: boolean };
   events: { maxLen: number };
@@ -290,6 +293,9 @@ function toConfig(raw: RawEnv): Config {
     },
     webhooks: {
       allowedHosts: raw.WEBHOOK_ALLOWED_HOSTS?.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+      timeoutMs: raw.WEBHOOK_TIMEOUT_MS ?? 10_000,
+      attempts: raw.WEBHOOK_ATTEMPTS ?? 8,
+      backoffMs: raw.WEBHOOK_BACKOFF_MS ?? 2000,
     },
     budget: {
       maxMegapixelsPerBatch: raw.MAX_MEGAPIXELS_PER_BATCH,

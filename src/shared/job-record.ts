@@ -1,5 +1,5 @@
-import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
 
 /**
  * The id record of a job, `{prefix}:id:{jobId}`: a small hash that outlives the BullMQ
@@ -9,9 +9,12 @@ import type { RedisKeys } from './keys.js';
  *  - the ledger: upstream calls started and settled, attempts spent, calls that were
  *    possibly billed — counted in Redis, so a worker that dies mid-call is still
  *    counted (a call started and never settled was ambiguous);
- *  - exactly-once final events: `finalize` writes the final state and XADDs the event in
- *    one script, and does nothing when this generation is already final.
+ *  - exactly-once final events: `finalize` writes the final state, XADDs the event,
+ *    queues its webhook and moves the batch counters in one script, and does nothing
+ *    when this generation is already final.
  * `gen` counts how often the id was re-opened (a failed or cancelled job enqueued again).
+ * Every script that touches a batch gets the batch's keys; a job without a batch passes
+ * an empty batch id and the script leaves them alone.
  */
 
 export type FinalState = 'completed' | 'failed' | 'cancelled';
@@ -26,31 +29,35 @@ export interface JobRecord {
   attempts: number;
   possiblyBilled: number;
   created: number | undefined;
+  prompt: string | undefined;
+  seed: number | undefined;
 }
 
-const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created'] as const;
+const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed'] as const;
 
 function toRecord(values: (string | null)[]): JobRecord | undefined {
-  const [gen, batch, state, final, result, error, attempts, pb, created] = values;
+  const [gen, batch, state, final, result, error, attempts, pb, created, prompt, seed] = values;
   if (values.every((v) => v === null)) return undefined;
   const g = Number(gen ?? 1);
   const isFinal = state !== null && state !== undefined && Number(final ?? 0) === g;
   return {
     gen: g,
-    batchId: batch ?? undefined,
+    batchId: batch || undefined,
     state: isFinal ? (state as FinalState) : undefined,
-    result: isFinal ? (result ?? undefined) : undefined,
-    error: isFinal ? (error ?? undefined) : undefined,
+    result: isFinal ? result || undefined : undefined,
+    error: isFinal ? error || undefined : undefined,
     attempts: Number(attempts ?? 0),
     possiblyBilled: Number(pb ?? 0),
     created: created ? Number(created) : undefined,
+    prompt: prompt ?? undefined,
+    seed: seed !== null && seed !== undefined && seed !== '' ? Number(seed) : undefined,
   };
 }
 
-// KEYS[1] id record. ARGV[1] ttl s.
+// KEYS[1] id record, KEYS[2] batch hash. ARGV[1] ttl s, ARGV[2] batch id or '', ARGV[3] now ms.
 // Calls started but never settled belong to a run that died or was cut off mid-call:
 // the upstream may have generated and billed, so they count as attempts and as
-// possibly billed, once.
+// possibly billed, once, on the job and on its batch.
 const BEGIN_RUN = `
 local started = tonumber(redis.call('HGET', KEYS[1], 'started') or '0')
 local settled = tonumber(redis.call('HGET', KEYS[1], 'settled') or '0')
@@ -60,41 +67,75 @@ if started > settled then
   redis.call('HINCRBY', KEYS[1], 'attempts', orphaned)
   redis.call('HINCRBY', KEYS[1], 'pb', orphaned)
   redis.call('HSET', KEYS[1], 'settled', started)
+  if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[2], 'possibly_billed', orphaned) end
 end
 redis.call('HSETNX', KEYS[1], 'gen', '1')
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSETNX', KEYS[2], 'started', ARGV[3]) end
 local v = redis.call('HMGET', KEYS[1], ${FIELDS.map((f) => `'${f}'`).join(', ')})
 table.insert(v, orphaned)
 return v
 `;
 
-// KEYS[1] id record. ARGV[1] spends an attempt (0|1), ARGV[2] ambiguous (0|1), ARGV[3] ttl.
+// KEYS[1] id record, KEYS[2] batch hash.
+// ARGV[1] spends an attempt (0|1), ARGV[2] ambiguous (0|1), ARGV[3] ttl, ARGV[4] batch id
+// or '', ARGV[5] output MP, ARGV[6] input MP, ARGV[7] estimated cost in micro-USD.
+// One call, one settlement: the ledger of the job and of its batch move together.
 const SETTLE_CALL = `
 redis.call('HINCRBY', KEYS[1], 'settled', 1)
 local a = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[1]))
 local pb = redis.call('HINCRBY', KEYS[1], 'pb', tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] ~= '' then
+  if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[2], 'possibly_billed', 1) end
+  if tonumber(ARGV[5]) > 0 or tonumber(ARGV[6]) > 0 then
+    redis.call('HINCRBYFLOAT', KEYS[2], 'output_mp', ARGV[5])
+    redis.call('HINCRBYFLOAT', KEYS[2], 'input_mp', ARGV[6])
+    redis.call('HINCRBY', KEYS[2], 'cost_micro_usd', ARGV[7])
+  end
+end
 return {a, pb}
 `;
 
-// KEYS[1] id record, KEYS[2] events stream.
-// ARGV[1] state, ARGV[2] result json or '', ARGV[3] error or '', ARGV[4] event type
-// or '' for none, ARGV[5] event data, ARGV[6] stream max len, ARGV[7] ttl s.
-// Returns 1 when this call made the generation final, 0 when it already was.
+// KEYS[1] id record, KEYS[2] events stream, KEYS[3] batch hash, KEYS[4] batch open set,
+// KEYS[5] pending batches set, KEYS[6] webhook outbox.
+// ARGV[1] state, ARGV[2] result json or '', ARGV[3] error or '', ARGV[4] event type or ''
+// for none, ARGV[5] event data, ARGV[6] stream max len, ARGV[7] ttl s, ARGV[8] batch id
+// or '', ARGV[9] job id, ARGV[10] webhook url or '', ARGV[11] webhook secret, ARGV[12] now.
+// Returns {1, stream id, batch finished 0|1} when this call made the generation final,
+// {0, '', 0} when it already was. A job leaves its batch's open set exactly once per
+// generation, so counts never double; the run that empties the set marks the batch
+// finished (once per unfinished → finished transition) and owes batch.completed.
 const FINALIZE = `
 local gen = redis.call('HGET', KEYS[1], 'gen') or '1'
-if redis.call('HGET', KEYS[1], 'final') == gen then return 0 end
-redis.call('HSET', KEYS[1], 'gen', gen, 'final', gen, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'finished', redis.call('TIME')[1])
+if redis.call('HGET', KEYS[1], 'final') == gen then return {0, '', 0} end
+redis.call('HSET', KEYS[1], 'gen', gen, 'final', gen, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'finished', ARGV[12])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+local sid = ''
 if ARGV[4] ~= '' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', ARGV[4], 'data', ARGV[5])
+  sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', ARGV[4], 'data', ARGV[5])
+  if ARGV[10] ~= '' then
+    redis.call('RPUSH', KEYS[6], cjson.encode({id = sid, url = ARGV[10], secret = ARGV[11], type = ARGV[4], data = ARGV[5], jobId = ARGV[9], at = tonumber(ARGV[12])}))
+  end
 end
-return 1
+local finished = 0
+if ARGV[8] ~= '' and redis.call('SREM', KEYS[4], ARGV[9]) == 1 then
+  redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+  if redis.call('SCARD', KEYS[4]) == 0 then
+    redis.call('HINCRBY', KEYS[3], 'fin_gen', 1)
+    redis.call('HSET', KEYS[3], 'finished', ARGV[12])
+    redis.call('SADD', KEYS[5], ARGV[8])
+    finished = 1
+  end
+end
+return {1, sid, finished}
 `;
 
-// KEYS[1] id record. ARGV[1] ttl. Re-open a failed or cancelled id for another run:
-// a new generation with a fresh attempt budget. Returns the new gen, or 0 when the id
-// is not failed or cancelled (then nothing changes).
+// KEYS[1] id record, KEYS[2] batch hash, KEYS[3] batch open set.
+// ARGV[1] ttl, ARGV[2] batch id or '', ARGV[3] job id.
+// Re-open a failed or cancelled id for another run: a new generation with a fresh
+// attempt budget, back among its batch's open jobs. Returns the new gen, or 0 when the
+// id is not failed or cancelled (then nothing changes).
 const REOPEN = `
 local gen = redis.call('HGET', KEYS[1], 'gen') or '1'
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -103,33 +144,70 @@ local g = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('HDEL', KEYS[1], 'state', 'final', 'result', 'error', 'finished')
 redis.call('HSET', KEYS[1], 'attempts', 0, 'pb', 0, 'started', 0, 'settled', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[2], state, -1)
+  redis.call('HDEL', KEYS[2], 'finished')
+end
 return g
 `;
 
+// KEYS[1] id record, KEYS[2] BullMQ active list. ARGV[1] job id.
+// Cancel only what has not started: 'active' when a worker holds it, 'final' when it
+// already ended, 'ok' when it may be cancelled (the caller then finalizes and removes it).
+const CAN_CANCEL = `
+if redis.call('LPOS', KEYS[2], ARGV[1]) then return 'active' end
+local gen = redis.call('HGET', KEYS[1], 'gen') or '1'
+if redis.call('HGET', KEYS[1], 'final') == gen then return 'final' end
+return 'ok'
+`;
+
 interface ScriptedRedis {
-  fluxqBeginRun(key: string, ttl: number): Promise<(string | number | null)[]>;
-  fluxqSettleCall(key: string, spends: number, ambiguous: number, ttl: number): Promise<[number, number]>;
-  fluxqFinalize(key: string, stream: string, ...args: (string | number)[]): Promise<number>;
-  fluxqReopen(key: string, ttl: number): Promise<number>;
+  fluxqBeginRun(id: string, batch: string, ttl: number, batchId: string, now: number): Promise<(string | number | null)[]>;
+  fluxqSettleCall(id: string, batch: string, ...args: (string | number)[]): Promise<[number, number]>;
+  fluxqFinalize(...args: (string | number)[]): Promise<[number, string, number]>;
+  fluxqReopen(id: string, batch: string, open: string, ttl: number, batchId: string, jobId: string): Promise<number>;
+  fluxqCanCancel(id: string, active: string, jobId: string): Promise<'active' | 'final' | 'ok'>;
 }
 
 function withScripts(redis: RedisClient): RedisClient & ScriptedRedis {
-  const r = redis as RedisClient & ScriptedRedis & { fluxqScripts?: true };
-  if (!r.fluxqScripts) {
-    redis.defineCommand('fluxqBeginRun', { numberOfKeys: 1, lua: BEGIN_RUN });
-    redis.defineCommand('fluxqSettleCall', { numberOfKeys: 1, lua: SETTLE_CALL });
-    redis.defineCommand('fluxqFinalize', { numberOfKeys: 2, lua: FINALIZE });
-    redis.defineCommand('fluxqReopen', { numberOfKeys: 1, lua: REOPEN });
-    r.fluxqScripts = true;
+  const r = redis as RedisClient & ScriptedRedis & { fluxqRecordScripts?: true };
+  if (!r.fluxqRecordScripts) {
+    redis.defineCommand('fluxqBeginRun', { numberOfKeys: 2, lua: BEGIN_RUN });
+    redis.defineCommand('fluxqSettleCall', { numberOfKeys: 2, lua: SETTLE_CALL });
+    redis.defineCommand('fluxqFinalize', { numberOfKeys: 6, lua: FINALIZE });
+    redis.defineCommand('fluxqReopen', { numberOfKeys: 3, lua: REOPEN });
+    redis.defineCommand('fluxqCanCancel', { numberOfKeys: 2, lua: CAN_CANCEL });
+    r.fluxqRecordScripts = true;
   }
   return r;
 }
 
 export interface FinalizeInput {
   state: FinalState;
+  batchId?: string | undefined;
   result?: string;
   error?: string;
   event?: { type: string; data: unknown };
+  /** The job's own webhook, which receives this event. */
+  webhook?: { url: string; secret: string } | undefined;
+}
+
+export interface FinalizeOutcome {
+  /** This call made the generation final (false: it already was; nothing was written). */
+  recorded: boolean;
+  /** The events stream id of the event written. */
+  eventId: string;
+  /** This job was the last open one of its batch: the batch owes batch.completed. */
+  batchFinished: boolean;
+}
+
+export interface CallOutcome {
+  spendsAttempt: boolean;
+  ambiguous: boolean;
+  /** What the upstream reported for a successful call (the billing ledger). */
+  outputMp?: number;
+  inputMp?: number;
+  costMicroUsd?: number;
 }
 
 export class JobRecords {
@@ -150,7 +228,7 @@ export class JobRecords {
   }
 
   /** Many records in one round trip (undefined where none). */
-  async getMany(jobIds: string[]): Promise<(JobRecord | undefined)[]> {
+  async getMany(jobIds: readonly string[]): Promise<(JobRecord | undefined)[]> {
     if (jobIds.length === 0) return [];
     const pipeline = this.#redis.pipeline();
     for (const id of jobIds) pipeline.hmget(this.#keys.idRecord(id), ...FIELDS);
@@ -162,17 +240,17 @@ export class JobRecords {
   }
 
   /** Create the record of a new job (idempotent: an existing generation is kept). */
-  register(pipeline: ReturnType<RedisClient['pipeline']>, jobId: string, batchId: string | undefined, now: number): void {
-    const key = this.#keys.idRecord(jobId);
+  register(pipeline: ReturnType<RedisClient['pipeline']>, job: { id: string; batchId?: string | undefined; prompt: string; seed?: number | undefined }, now: number): void {
+    const key = this.#keys.idRecord(job.id);
     pipeline.hsetnx(key, 'gen', '1');
     pipeline.hsetnx(key, 'created', String(now));
-    if (batchId) pipeline.hset(key, 'batch', batchId);
+    pipeline.hset(key, 'prompt', job.prompt, 'seed', job.seed === undefined ? '' : String(job.seed), 'batch', job.batchId ?? '');
     pipeline.expire(key, this.#ttlS);
   }
 
   /** Start of a worker run: count orphaned calls, return the record. */
-  async beginRun(jobId: string): Promise<{ record: JobRecord; orphanedCalls: number }> {
-    const values = await this.#redis.fluxqBeginRun(this.#keys.idRecord(jobId), this.#ttlS);
+  async beginRun(jobId: string, batchId: string | undefined): Promise<{ record: JobRecord; orphanedCalls: number }> {
+    const values = await this.#redis.fluxqBeginRun(this.#keys.idRecord(jobId), this.#keys.batch(batchId ?? '-'), this.#ttlS, batchId ?? '', Date.now());
     const orphaned = Number(values.pop() ?? 0);
     const record = toRecord(values.map((v) => (v === null || v === undefined ? null : String(v)))) as JobRecord;
     return { record, orphanedCalls: orphaned };
@@ -183,22 +261,32 @@ export class JobRecords {
     await this.#redis.hincrby(this.#keys.idRecord(jobId), 'started', 1);
   }
 
-  /** When an upstream call has an outcome; returns the ledger after it. */
-  async callSettled(jobId: string, outcome: { spendsAttempt: boolean; ambiguous: boolean }): Promise<{ attempts: number; possiblyBilled: number }> {
+  /** When an upstream call has an outcome; returns the job's ledger after it. */
+  async callSettled(jobId: string, batchId: string | undefined, outcome: CallOutcome): Promise<{ attempts: number; possiblyBilled: number }> {
     const [attempts, pb] = await this.#redis.fluxqSettleCall(
       this.#keys.idRecord(jobId),
+      this.#keys.batch(batchId ?? '-'),
       outcome.spendsAttempt ? 1 : 0,
       outcome.ambiguous ? 1 : 0,
       this.#ttlS,
+      batchId ?? '',
+      outcome.outputMp ?? 0,
+      outcome.inputMp ?? 0,
+      Math.round(outcome.costMicroUsd ?? 0),
     );
     return { attempts: Number(attempts), possiblyBilled: Number(pb) };
   }
 
-  /** Record the final state and emit its event, exactly once per generation. */
-  async finalize(jobId: string, input: FinalizeInput): Promise<boolean> {
-    const done = await this.#redis.fluxqFinalize(
+  /** Record the final state, emit its event and queue its webhook, exactly once per generation. */
+  async finalize(jobId: string, input: FinalizeInput): Promise<FinalizeOutcome> {
+    const batchId = input.batchId ?? '';
+    const [recorded, eventId, finished] = await this.#redis.fluxqFinalize(
       this.#keys.idRecord(jobId),
       this.#keys.events,
+      this.#keys.batch(batchId || '-'),
+      this.#keys.batchOpen(batchId || '-'),
+      this.#keys.batchesPending,
+      this.#keys.webhookOutbox,
       input.state,
       input.result ?? '',
       input.error ?? '',
@@ -206,12 +294,22 @@ export class JobRecords {
       input.event ? JSON.stringify(input.event.data) : '',
       this.#eventsMaxLen,
       this.#ttlS,
+      batchId,
+      jobId,
+      input.webhook?.url ?? '',
+      input.webhook?.secret ?? '',
+      Date.now(),
     );
-    return done === 1;
+    return { recorded: Number(recorded) === 1, eventId: String(eventId ?? ''), batchFinished: Number(finished) === 1 };
   }
 
   /** Re-open a failed or cancelled id; returns the new generation or 0. */
-  async reopen(jobId: string): Promise<number> {
-    return Number(await this.#redis.fluxqReopen(this.#keys.idRecord(jobId), this.#ttlS));
+  async reopen(jobId: string, batchId: string | undefined): Promise<number> {
+    return Number(await this.#redis.fluxqReopen(this.#keys.idRecord(jobId), this.#keys.batch(batchId ?? '-'), this.#keys.batchOpen(batchId ?? '-'), this.#ttlS, batchId ?? '', jobId));
+  }
+
+  /** Whether a job may be cancelled now: 'ok', or why not. */
+  async canCancel(jobId: string, activeListKey: string): Promise<'active' | 'final' | 'ok'> {
+    return this.#redis.fluxqCanCancel(this.#keys.idRecord(jobId), activeListKey, jobId);
   }
 }

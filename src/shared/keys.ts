@@ -13,10 +13,25 @@ export interface RedisKeys {
   batch(batchId: string): string;
   /** Ids of a batch's jobs (a set), for manifests, cancel and status. */
   batchJobs(batchId: string): string;
+  /** Ids of a batch's jobs that are not final yet (a set); empty = the batch is finished. */
+  batchOpen(batchId: string): string;
+  /** Short lease held by the worker writing a batch's manifest and batch.completed. */
+  batchLease(batchId: string): string;
+  /** Batches that finished and still owe their manifest and batch.completed (a set). */
+  batchesPending: string;
+  /** Webhook deliveries written atomically with their event, waiting to be queued (a list). */
+  webhookOutbox: string;
+  /** Outbox entries being moved into the webhook queue (a list), for crash recovery. */
+  webhookRelaying: string;
+  /** Once-only guard of a webhook.failed event. */
+  webhookFailedGuard(deliveryId: string): string;
   /** BullMQ's own hash for a generation job. */
   bullJob(jobId: string): string;
   /** BullMQ's sorted set of failed jobs. */
   bullFailed: string;
+  /** BullMQ's list of active jobs and sorted set of delayed ones. */
+  bullActive: string;
+  bullDelayed: string;
   /** BullMQ's limiter key (SET by queue.rateLimit on a 429). */
   limiter: string;
   /** BullMQ's meta hash (paused flag, global concurrency). */
@@ -33,8 +48,16 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     idRecord: (jobId) => `${prefix}:id:${jobId}`,
     batch: (batchId) => `${prefix}:batch:${batchId}`,
     batchJobs: (batchId) => `${prefix}:batch:${batchId}:jobs`,
+    batchOpen: (batchId) => `${prefix}:batch:${batchId}:open`,
+    batchLease: (batchId) => `${prefix}:batch:${batchId}:lease`,
+    batchesPending: `${prefix}:batches:pending`,
+    webhookOutbox: `${prefix}:webhooks:outbox`,
+    webhookRelaying: `${prefix}:webhooks:relaying`,
+    webhookFailedGuard: (deliveryId) => `${prefix}:webhooks:failed:${deliveryId}`,
     bullJob: (jobId) => `${prefix}:${queueName}:${jobId}`,
     bullFailed: `${prefix}:${queueName}:failed`,
+    bullActive: `${prefix}:${queueName}:active`,
+    bullDelayed: `${prefix}:${queueName}:delayed`,
     limiter: `${prefix}:${queueName}:limiter`,
     meta: `${prefix}:${queueName}:meta`,
     pauseReason: `${prefix}:pause-reason`,

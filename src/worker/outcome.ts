@@ -3,7 +3,7 @@ import type { Config } from '../shared/config.js';
 import { BudgetError, InputError, StorageError, UpstreamError, oneLine } from '../shared/errors.js';
 import { EVENT } from '../shared/events.js';
 import type { JobData } from '../shared/job-data.js';
-import type { JobRecords } from '../shared/job-record.js';
+import type { FinalizeOutcome, JobRecords } from '../shared/job-record.js';
 import type { Logger } from '../shared/logger.js';
 import { pauseQueue, type QueueControlDeps } from '../shared/queue-control.js';
 
@@ -36,6 +36,8 @@ export interface OutcomeDeps {
   log: Logger;
   onRateLimited?: (retryAfterMs: number) => void;
   onFinalFailure?: (jobId: string, reason: string) => void;
+  /** A job became final: its batch may now owe batch.completed. */
+  onFinalized?: (outcome: FinalizeOutcome, batchId: string | undefined) => void;
 }
 
 export interface FailureContext {
@@ -45,6 +47,7 @@ export interface FailureContext {
   ledger: Ledger;
   batchId: string | undefined;
   metadata: Record<string, unknown> | undefined;
+  webhook: { url: string; secret: string } | undefined;
   log: Logger;
 }
 
@@ -59,7 +62,8 @@ export async function failJob(deps: OutcomeDeps, ctx: FailureContext, reason: st
     possibly_billed: ctx.ledger.possiblyBilled,
     ...(ctx.metadata ? { metadata: ctx.metadata } : {}),
   };
-  await deps.records.finalize(jobId, { state: 'failed', error: reason, event: { type: EVENT.jobFailed, data } });
+  const fin = await deps.records.finalize(jobId, { state: 'failed', batchId: ctx.batchId, error: reason, event: { type: EVENT.jobFailed, data }, webhook: ctx.webhook });
+  if (fin.recorded) deps.onFinalized?.(fin, ctx.batchId);
   deps.onFinalFailure?.(jobId, reason);
   ctx.log.warn({ reason, attempts: ctx.ledger.attempts, possibly_billed: ctx.ledger.possiblyBilled }, 'job failed');
   throw new UnrecoverableError(reason);

@@ -1,7 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RateLimitError, UnrecoverableError, type Job } from 'bullmq';
+import type { BatchStore } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
-import { UpstreamError } from '../shared/errors.js';
+import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
+import { BudgetError, UpstreamError } from '../shared/errors.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
 import { jobDataSchema, type JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
@@ -24,12 +26,14 @@ export interface ProcessorDeps extends OutcomeDeps {
   s3: S3Client;
   flux: FluxClient;
   records: JobRecords;
+  batches: BatchStore;
   spool: Spool | undefined;
   inputs: ResolveInputsDeps;
   /** The limiter max in force, to tell a 429 back-off window from an ordinary one. */
   limiterMax: number;
   /** How long an upload keeps retrying while S3 is down, holding the bytes. */
   uploadRetryWindowMs: number;
+  prices: Prices;
   onStored?: (bytes: number) => void;
   onCompleted?: (result: JobResult, jobId: string) => void;
 }
@@ -97,14 +101,15 @@ export function createProcessor(deps: ProcessorDeps) {
     let ledger: Ledger = { attempts: 0, possiblyBilled: 0 };
     let data: JobData | undefined;
     try {
-      const begun = await deps.records.beginRun(jobId);
+      data = parseJobData(job);
+      const batchId = data.batch;
+      const begun = await deps.records.beginRun(jobId, batchId);
       const record = begun.record;
       ledger = { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
       if (begun.orphanedCalls > 0) log.warn({ orphanedCalls: begun.orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
       if (record.state === 'completed' && record.result) return JSON.parse(record.result) as JobResult;
       if (record.state === 'failed' || record.state === 'cancelled') throw new UnrecoverableError(record.error ?? record.state);
 
-      data = parseJobData(job);
       const model = data.model ?? deps.config.flux.model;
       const bucket = deps.config.s3.bucket ?? '';
       const folder = jobImageFolder({ keyPrefix: deps.config.s3.keyPrefix, jobId, batchId: data.batch, outputKeyPrefix: data.outputKeyPrefix });
@@ -121,7 +126,14 @@ export function createProcessor(deps: ProcessorDeps) {
           input_mp: meta.input_mp,
           ...(data?.metadata ? { metadata: data.metadata } : {}),
         };
-        await deps.records.finalize(jobId, { state: 'completed', result: JSON.stringify(result), event: { type: EVENT.jobCompleted, data: event } });
+        const fin = await deps.records.finalize(jobId, {
+          state: 'completed',
+          batchId,
+          result: JSON.stringify(result),
+          event: { type: EVENT.jobCompleted, data: event },
+          webhook: data?.webhook,
+        });
+        if (fin.recorded) deps.onFinalized?.(fin, batchId);
         deps.onCompleted?.(result, jobId);
         log.info({ images: images.map((i) => i.key), attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled }, 'job completed');
         return result;
@@ -139,6 +151,10 @@ export function createProcessor(deps: ProcessorDeps) {
       if (!response) {
         const waitMs = await backoffWindowMs(deps);
         if (waitMs > 0) throw new RateLimitError();
+        if (batchId) {
+          const budget = await deps.batches.budget(batchId, deps.config.budget.maxMegapixelsPerBatch);
+          if (budget.maxMp !== undefined && budget.usedMp >= budget.maxMp) throw new BudgetError(batchId, budget.maxMp);
+        }
         const inputs = await resolveInputs(deps.inputs, data.inputs, signal);
         const body = toUpstreamBody(data.params, inputs);
         await deps.records.callStarted(jobId);
@@ -148,17 +164,24 @@ export function createProcessor(deps: ProcessorDeps) {
         } catch (err) {
           if (err instanceof UpstreamError) {
             const spends = err.kind === 'permanent' || err.kind === 'transient' || err.kind === 'ambiguous';
-            ledger = await deps.records.callSettled(jobId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
+            ledger = await deps.records.callSettled(jobId, batchId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
           }
           throw err; // a shutdown abort stays unsettled: the next run counts it as possibly billed
         }
         try {
           response = decodeUpstreamResponse(answer.bodyText);
         } catch (err) {
-          ledger = await deps.records.callSettled(jobId, { spendsAttempt: true, ambiguous: true });
+          ledger = await deps.records.callSettled(jobId, batchId, { spendsAttempt: true, ambiguous: true });
           throw err;
         }
-        ledger = await deps.records.callSettled(jobId, { spendsAttempt: true, ambiguous: false });
+        const m = response.meta;
+        ledger = await deps.records.callSettled(jobId, batchId, {
+          spendsAttempt: true,
+          ambiguous: false,
+          outputMp: m.output_mp,
+          inputMp: m.input_mp,
+          costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
+        });
       }
 
       const generated = response;
@@ -183,7 +206,7 @@ export function createProcessor(deps: ProcessorDeps) {
       if (err instanceof RateLimitError) throw err;
       return handleFailure(
         deps,
-        { job, token, signal, ledger, batchId: data?.batch ?? undefined, metadata: data?.metadata, log },
+        { job, token, signal, ledger, batchId: data?.batch ?? undefined, metadata: data?.metadata, webhook: data?.webhook, log },
         err,
       );
     }

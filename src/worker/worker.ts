@@ -5,14 +5,17 @@ import { MetricsTime, Queue, Worker, type Job, type JobJson } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { EVENT } from '../shared/events.js';
 import type { JobData } from '../shared/job-data.js';
-import { JobRecords } from '../shared/job-record.js';
+import { BatchStore } from '../shared/batch-store.js';
+import { JobRecords, type FinalizeOutcome } from '../shared/job-record.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
 import type { FluxClient } from './flux-client.js';
 import { createProcessor, type ProcessorDeps } from './process-job.js';
+import { BatchCompleter } from './batch-completion.js';
 import { Spool } from './spool.js';
+import { WebhookService } from './webhooks.js';
 
 /** Finished jobs kept in BullMQ (the id record keeps results for IDEMPOTENCY_TTL_S). */
 export const KEEP_COMPLETED = { age: 24 * 3600, count: 1000 };
@@ -37,6 +40,8 @@ export interface CreateWorkerOptions {
   hooks?: WorkerHooks;
   /** Start fetching jobs at once (default true). */
   autorun?: boolean;
+  /** How often to look for batches that owe batch.completed (ms, default 5000). */
+  sweepMs?: number;
 }
 
 export interface FluxqWorker {
@@ -81,6 +86,14 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   queue.on('error', (err) => log.error({ err }, 'queue connection error'));
   const limiterMax = config.worker.rateLimit?.max ?? UNLIMITED_STARTS;
   const spool = new Spool(config.worker.spoolDir ?? join(tmpdir(), 'fluxq-spool'), config.worker.spoolMaxBytes, log);
+  const batches = new BatchStore(redis, keys, { eventsMaxLen: config.events.maxLen });
+  const completer = new BatchCompleter({ batches, records, s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix, log, sweepMs: opts.sweepMs });
+  const webhooks = new WebhookService({ config, redis, keys, log });
+  /** A job became final: queue its webhook now, and finish its batch when it was the last. */
+  const onFinalized = (fin: FinalizeOutcome, batchId: string | undefined) => {
+    if (fin.eventId) webhooks.kick();
+    if (fin.batchFinished && batchId) void completer.complete(batchId).then(() => webhooks.kick());
+  };
 
   const deps: ProcessorDeps = {
     config,
@@ -89,8 +102,11 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     s3,
     flux,
     records,
+    batches,
     spool,
     queue,
+    prices: { firstMpUsd: config.budget.priceFirstMpUsd, extraMpUsd: config.budget.priceExtraMpUsd },
+    onFinalized,
     log,
     control: { queue, redis, keys, eventsMaxLen: config.events.maxLen },
     inputs: { s3, maxBytes: config.inputs.maxBytes },
@@ -132,15 +148,19 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
       .then(async (rec) => {
         if (rec?.state) return;
         const reason = err.message.includes(':') ? err.message : `internal: ${err.message}`;
-        const batchId = rec?.batchId ?? (job.data as Partial<JobData> | undefined)?.batch;
-        await records.finalize(jobId, {
+        const data = job.data as Partial<JobData> | undefined;
+        const batchId = rec?.batchId ?? data?.batch;
+        const fin = await records.finalize(jobId, {
           state: 'failed',
+          batchId,
+          webhook: data?.webhook,
           error: reason,
           event: {
             type: EVENT.jobFailed,
             data: { jobId, ...(batchId ? { batchId } : {}), error: reason, attempts: rec?.attempts ?? 0, possibly_billed: rec?.possiblyBilled ?? 0 },
           },
         });
+        if (fin.recorded) onFinalized(fin, batchId);
         opts.hooks?.onFinalFailure?.(jobId, reason);
       })
       .catch((e: unknown) => log.error({ err: e, jobId }, 'could not record a failure'));
@@ -149,7 +169,11 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   const ready = (async () => {
     await worker.waitUntilReady();
     await applyQueueSettings(queue, config);
-    if (opts.autorun !== false) void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));
+    if (opts.autorun !== false) {
+      void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));
+      webhooks.start();
+      completer.start();
+    }
     log.info(
       {
         queue: config.queue.name,
@@ -184,6 +208,8 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
         await Promise.race([graceful, new Promise((r) => setTimeout(r, 10_000))]);
         await worker.close(true).catch(() => undefined);
       }
+      await completer.stop().catch(() => undefined);
+      await webhooks.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
       await flux.close().catch(() => undefined);
       log.info('worker closed');

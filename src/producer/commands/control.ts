@@ -1,5 +1,5 @@
 import { loadConfig } from '../../shared/config.js';
-import { EXIT } from '../../shared/exit-codes.js';
+import { CliError, EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
 import { pauseQueue, resumeQueue } from '../../shared/queue-control.js';
 import { waitForRedis, describeRedis } from '../../shared/redis.js';
@@ -31,6 +31,16 @@ export function resumeCommand(io: CommandIO): Promise<number> {
   return withProducer(io, async (p, config) => {
     const was = await resumeQueue(p.control, 'fluxq resume');
     writeLine(io.stdout, `${was ? 'resumed' : 'was not paused'}: queue ${config.queue.name} (prefix ${config.queue.prefix})`);
+    return EXIT.ok;
+  });
+}
+
+/** `fluxq cancel BATCH`: remove the batch's jobs that have not started; active ones finish. */
+export function cancelCommand(batchId: string, io: CommandIO): Promise<number> {
+  return withProducer(io, async (p) => {
+    const r = await p.cancelBatch(batchId);
+    if (!r) throw new CliError(`no batch with id "${batchId}"`, EXIT.runtime);
+    writeLine(io.stdout, `cancelled ${r.cancelled} job(s) of batch ${batchId}${r.active > 0 ? `; ${r.active} active job(s) will finish` : ''}`);
     return EXIT.ok;
   });
 }

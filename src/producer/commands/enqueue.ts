@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../../shared/config.js';
 import { BATCH_ID_RE } from '../../shared/envelope.js';
-import { InputError } from '../../shared/errors.js';
+import { InputError, ValidationError } from '../../shared/errors.js';
 import { CliError, EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
 import type { JobResult } from '../../shared/result.js';
@@ -23,6 +23,20 @@ export interface EnqueueCommandOptions {
   maxMegapixels?: string;
   webhookUrl?: string;
   webhookSecret?: string;
+}
+
+function parseMaxMegapixels(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new CliError(`--max-megapixels must be a number > 0, got "${v}"`, EXIT.usage);
+  return n;
+}
+
+function parseBatchWebhook(url: string | undefined, secret: string | undefined): { url: string; secret: string } | undefined {
+  if (url === undefined && secret === undefined) return undefined;
+  if (url === undefined) throw new CliError('--webhook-secret needs --webhook-url', EXIT.usage);
+  if (secret === undefined || secret === '') throw new CliError('--webhook-url needs --webhook-secret (webhooks are always signed)', EXIT.usage);
+  return { url, secret };
 }
 
 function parsePriority(v: string | undefined): number | undefined {
@@ -49,6 +63,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
   const config = loadConfig(io.env, 'producer');
   const logger = createLogger({ level: config.logLevel });
   const priority = parsePriority(opts.priority);
+  const maxMegapixels = parseMaxMegapixels(opts.maxMegapixels);
+  const batchWebhook = parseBatchWebhook(opts.webhookUrl, opts.webhookSecret);
   if (opts.batch !== undefined && !BATCH_ID_RE.test(opts.batch)) {
     throw new CliError(`--batch must be 1–100 characters of A–Z a–z 0–9 . _ ~ -, got "${opts.batch}"`, EXIT.usage);
   }
@@ -94,10 +110,13 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
       result = await producer.enqueueBulk(requests, {
         batch: runBatch,
         priority,
+        ...(maxMegapixels !== undefined ? { maxMegapixels } : {}),
+        ...(batchWebhook ? { batchWebhook } : {}),
         readLocalInput: localInputReader(file === '-' ? process.cwd() : dirname(resolve(file))),
       });
     } catch (err) {
       if (err instanceof BulkValidationError) throw new CliError(`${err.items.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, describe(err.items));
+      if (err instanceof ValidationError) throw new CliError(`--webhook-url ${err.details[0]?.message ?? 'is refused'}; nothing was enqueued`, EXIT.usage);
       throw err;
     }
     const summary = `batch ${runBatch}: ${result.outcomes.length} jobs (${result.created} new, ${result.existing} already enqueued or done, ${result.retried} retried)`;

@@ -1,0 +1,118 @@
+import { Job, type Queue } from 'bullmq';
+import type { BatchOptions, BatchStore } from '../shared/batch-store.js';
+import type { Config } from '../shared/config.js';
+import type { JobData } from '../shared/job-data.js';
+import { generationJobOptions } from '../shared/job-options.js';
+import type { JobRecords } from '../shared/job-record.js';
+import type { RedisKeys } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
+import type { RedisClient } from '../shared/redis.js';
+import type { JobResult } from '../shared/result.js';
+import type { PreparedRequest } from './prepare.js';
+
+/** `addBulk` chunk: BullMQ sends a bulk as one pipeline; big ones stall Redis (#1670). */
+export const BULK_CHUNK = 500;
+/** BullMQ job name of every generation job. */
+export const JOB_NAME = 'generate';
+
+export type EnqueueStatus = 'created' | 'exists' | 'retried';
+
+export interface EnqueueOutcome {
+  id: string;
+  status: EnqueueStatus;
+  batchId?: string;
+}
+
+export interface EnqueueDeps {
+  config: Config;
+  redis: RedisClient;
+  keys: RedisKeys;
+  records: JobRecords;
+  batches: BatchStore;
+  queue: Queue<JobData, JobResult>;
+  log: Logger;
+}
+
+/**
+ * Enqueue one chunk idempotently (SPEC §7 Ids): an id whose job is waiting, delayed,
+ * active or completed (or trimmed, per its id record) changes nothing; an id whose job
+ * failed or was cancelled is retried, same job, fresh attempts. Records and batch
+ * membership are written before the job exists, so a fast worker always finds them.
+ */
+async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priority: number | undefined): Promise<EnqueueOutcome[]> {
+  const { redis, keys, records, batches, queue } = deps;
+  const check = redis.pipeline();
+  for (const it of items) {
+    check.hmget(keys.idRecord(it.id), 'state', 'final', 'gen');
+    check.exists(keys.bullJob(it.id));
+    check.zscore(keys.bullFailed, it.id);
+  }
+  const replies = (await check.exec()) ?? [];
+  const at = (i: number) => {
+    const [err, value] = replies[i] ?? [null, null];
+    if (err) throw err;
+    return value;
+  };
+
+  const outcomes: EnqueueOutcome[] = [];
+  const toAdd: PreparedRequest[] = [];
+  const toCreate: PreparedRequest[] = [];
+  const toRetry: PreparedRequest[] = [];
+  const toReopen: PreparedRequest[] = [];
+  items.forEach((it, n) => {
+    const [state, final, gen] = at(n * 3) as (string | null)[];
+    const recordFinal = state !== null && final !== null && final === (gen ?? '1') ? state : undefined;
+    const jobExists = at(n * 3 + 1) === 1;
+    const inFailed = at(n * 3 + 2) !== null;
+    const outcome = (status: EnqueueStatus): EnqueueOutcome => ({ id: it.id, status, ...(it.batchId ? { batchId: it.batchId } : {}) });
+    if (recordFinal === 'completed') outcomes.push(outcome('exists'));
+    else if (jobExists && inFailed) {
+      toRetry.push(it);
+      outcomes.push(outcome('retried'));
+    } else if (jobExists) outcomes.push(outcome('exists'));
+    else if (recordFinal === 'failed' || recordFinal === 'cancelled') {
+      toReopen.push(it);
+      toAdd.push(it);
+      outcomes.push(outcome('retried'));
+    } else {
+      toCreate.push(it);
+      toAdd.push(it);
+      outcomes.push(outcome('created'));
+    }
+  });
+
+  for (const it of [...toReopen, ...toRetry]) await records.reopen(it.id, it.batchId);
+  if (toCreate.length > 0) {
+    const reg = redis.pipeline();
+    const now = Date.now();
+    for (const it of toCreate) records.register(reg, { id: it.id, batchId: it.batchId, prompt: it.data.params.prompt, seed: it.data.params.seed }, now);
+    await reg.exec();
+    const byBatch = new Map<string, string[]>();
+    for (const it of toCreate) if (it.batchId) byBatch.set(it.batchId, [...(byBatch.get(it.batchId) ?? []), it.id]);
+    for (const [batchId, ids] of byBatch) await batches.addJobs(batchId, ids);
+  }
+  if (toAdd.length > 0) {
+    await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: generationJobOptions(deps.config, it.id, priority) })));
+  }
+  for (const it of toRetry) {
+    const job = await Job.fromId<JobData, JobResult>(queue, it.id);
+    if (!job) continue;
+    await job.updateData(it.data);
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    deps.log.info({ jobId: it.id }, 'failed job enqueued again: retrying it with fresh attempts');
+  }
+  return outcomes;
+}
+
+export async function enqueuePrepared(
+  deps: EnqueueDeps,
+  items: PreparedRequest[],
+  opts: { priority?: number | undefined; batch?: string | undefined; batchOptions?: BatchOptions | undefined },
+): Promise<EnqueueOutcome[]> {
+  if (opts.batch && opts.batchOptions && (opts.batchOptions.maxMegapixels !== undefined || opts.batchOptions.webhook)) {
+    await deps.batches.addJobs(opts.batch, [], opts.batchOptions);
+  }
+  const outcomes: EnqueueOutcome[] = [];
+  for (let i = 0; i < items.length; i += BULK_CHUNK) outcomes.push(...(await enqueueChunk(deps, items.slice(i, i + BULK_CHUNK), opts.priority)));
+  return outcomes;
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { refuseWithoutDns } from '../shared/address-policy.js';
+import type { Config } from '../shared/config.js';
+import { envelopeInputs, generationParams, type Envelope } from '../shared/envelope.js';
+import { InputError } from '../shared/errors.js';
+import type { JobData } from '../shared/job-data.js';
+import type { InputImageField } from '../shared/upstream.js';
+import { checkImageBytes, decodeInlineImage, inputForm, parseS3Ref, storeInputImage, type InputStoreDeps } from './inputs.js';
+import { BulkValidationError, validateRequests, type ItemProblems } from './validate.js';
+
+/** A validated request, ready for Redis: its id, batch and reference-only job data. */
+export interface PreparedRequest {
+  id: string;
+  batchId: string | undefined;
+  data: JobData;
+}
+
+export interface PrepareContext {
+  config: Config;
+  inputStore: () => InputStoreDeps;
+  /** Batch of every request that names none. */
+  batch?: string | undefined;
+  /** CLI only: the bytes of an input value that names a local file, or undefined. */
+  readLocalInput?: ((field: InputImageField, value: string) => Promise<Buffer | undefined>) | undefined;
+}
+
+export const WEBHOOK_SCHEMES = ['http:', 'https:'];
+
+/** Why a webhook URL is refused at enqueue, when that can be decided without DNS (SPEC §7). */
+export function refuseWebhookUrl(url: string, config: Config): string | undefined {
+  try {
+    return refuseWithoutDns(new URL(url), { allowedHosts: config.webhooks.allowedHosts }, WEBHOOK_SCHEMES);
+  } catch {
+    return 'is not a valid URL';
+  }
+}
+
+/** Inline inputs → S3 references; s3:// and https:// references are kept. */
+async function prepareInputs(env: Envelope, ctx: PrepareContext, known: Set<string>): Promise<JobData['inputs']> {
+  const out: Partial<Record<InputImageField, string>> = {};
+  const maxBytes = ctx.config.inputs.maxBytes;
+  for (const [field, value] of Object.entries(envelopeInputs(env)) as [InputImageField, string][]) {
+    const form = inputForm(value);
+    if (form === 's3') {
+      if (!parseS3Ref(value)) throw new InputError(field, 'must be s3://bucket/key');
+      out[field] = value;
+    } else if (form === 'https') {
+      try {
+        new URL(value);
+      } catch {
+        throw new InputError(field, 'is not a valid https:// URL');
+      }
+      out[field] = value;
+    } else if (form === 'data-url' || form === 'base64') {
+      out[field] = await storeInputImage(ctx.inputStore(), field, decodeInlineImage(field, value, maxBytes), known);
+    } else {
+      const bytes = ctx.readLocalInput ? await ctx.readLocalInput(field, value) : undefined;
+      if (!bytes) {
+        throw new InputError(field, `must be base64, a data:image/…;base64, URL, s3://bucket/key or an https:// URL${ctx.readLocalInput ? ', or an existing file' : ''}`);
+      }
+      out[field] = await storeInputImage(ctx.inputStore(), field, checkImageBytes(field, bytes, maxBytes), known);
+    }
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function toJobData(env: Envelope, batchId: string | undefined, inputs: JobData['inputs']): JobData {
+  const data: JobData = { v: 1, params: generationParams(env) };
+  if (inputs) data.inputs = inputs;
+  if (batchId) data.batch = batchId;
+  if (env.metadata) data.metadata = env.metadata;
+  if (env.model) data.model = env.model;
+  if (env.output?.keyPrefix) data.outputKeyPrefix = env.output.keyPrefix;
+  if (env.webhook_url && env.webhook_secret) data.webhook = { url: env.webhook_url, secret: env.webhook_secret };
+  return data;
+}
+
+/**
+ * Validate every request, check webhook URLs, store inline inputs; any problem →
+ * BulkValidationError naming each bad item, and nothing is enqueued.
+ */
+export async function prepareRequests(requests: readonly unknown[], ctx: PrepareContext): Promise<PreparedRequest[]> {
+  const { envelopes, problems } = validateRequests(requests);
+  const bad: ItemProblems[] = [...problems];
+  envelopes.forEach((env, index) => {
+    const why = env?.webhook_url ? refuseWebhookUrl(env.webhook_url, ctx.config) : undefined;
+    if (why) bad.push({ index, details: [{ path: 'webhook_url', message: `refused: ${why}` }] });
+  });
+  if (bad.length > 0) throw new BulkValidationError(bad.sort((a, b) => a.index - b.index));
+
+  const known = new Set<string>();
+  const prepared: PreparedRequest[] = [];
+  for (const [index, env] of (envelopes as Envelope[]).entries()) {
+    const batchId = env.batch ?? ctx.batch;
+    try {
+      const inputs = await prepareInputs(env, ctx, known);
+      prepared.push({ id: env.id ?? randomUUID(), batchId, data: toJobData(env, batchId, inputs) });
+    } catch (err) {
+      if (err instanceof InputError) bad.push({ index, details: [{ path: err.field, message: err.message.slice(err.field.length + 2) }] });
+      else throw err;
+    }
+  }
+  if (bad.length > 0) throw new BulkValidationError(bad);
+  return prepared;
+}

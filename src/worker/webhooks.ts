@@ -1,0 +1,219 @@
+import type { LookupFunction } from 'node:net';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Webhook } from 'standardwebhooks';
+import { Agent, request } from 'undici';
+import { resolveAllowed, type AddressPolicy } from '../shared/address-policy.js';
+import type { Config } from '../shared/config.js';
+import { oneLine } from '../shared/errors.js';
+import { EVENT, emitEvent } from '../shared/events.js';
+import type { RedisKeys } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
+import type { RedisClient } from '../shared/redis.js';
+
+/**
+ * Webhooks (SPEC §5): a job's final event to its `webhook_url`, a batch's
+ * `batch.completed` to the batch webhook. The delivery request is written into an
+ * outbox in the same script as its event (job-record.ts, batch-store.ts), a relay moves
+ * it into its own BullMQ queue, and a webhook worker POSTs `{ type, data }` signed per
+ * Standard Webhooks, retrying with backoff on non-2xx and timeouts. When it gives up,
+ * `webhook.failed` is emitted once. None of it blocks or fails a generation job.
+ */
+export interface WebhookDelivery {
+  /** The events stream id of the event: `webhook-id` is `evt_{id}`, the same on every try. */
+  id: string;
+  url: string;
+  secret: string;
+  type: string;
+  /** The event's `data`, exactly as written to the stream (a JSON string). */
+  data: string;
+  jobId?: string;
+  batchId?: string;
+  at: number;
+}
+
+export const WEBHOOK_SCHEMES = ['http:', 'https:'] as const;
+
+/** Standard Webhooks key: `whsec_…` is base64 bytes, anything else the secret's raw UTF-8 bytes. */
+export function webhookSigner(secret: string): Webhook {
+  return secret.startsWith('whsec_') ? new Webhook(secret) : new Webhook(new TextEncoder().encode(secret), { format: 'raw' });
+}
+
+export function webhookBody(d: Pick<WebhookDelivery, 'type' | 'data'>): string {
+  return `{"type":${JSON.stringify(d.type)},"data":${d.data}}`;
+}
+
+class RefusedUrl extends Error {}
+
+/** A URL without its query string and credentials, for logs (queries often carry tokens). */
+function urlForLogs(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '[unparseable url]';
+  }
+}
+
+/** A dispatcher whose every connection goes to an address checked against the policy (no DNS rebinding). */
+function policyAgent(policy: AddressPolicy, timeoutMs: number): Agent {
+  const lookup: LookupFunction = (hostname, _options, callback) => {
+    resolveAllowed(new URL(`http://${hostname.includes(':') ? `[${hostname}]` : hostname}/`), policy, ['http:'])
+      .then((r) => {
+        if ('refused' in r) callback(new RefusedUrl(r.refused), '', 4);
+        else callback(null, r.address, r.family);
+      })
+      .catch((err: Error) => callback(err, '', 4));
+  };
+  return new Agent({ connect: { lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 5000 });
+}
+
+export interface WebhookServiceDeps {
+  config: Config;
+  redis: RedisClient;
+  keys: RedisKeys;
+  log: Logger;
+}
+
+/**
+ * The webhook side of a worker process: the outbox relay and the delivery worker.
+ */
+export class WebhookService {
+  readonly queue: Queue<WebhookDelivery>;
+  readonly worker: Worker<WebhookDelivery>;
+  readonly #d: WebhookServiceDeps;
+  readonly #agent: Agent;
+  readonly #policy: AddressPolicy;
+  #timer: NodeJS.Timeout | undefined;
+  #relaying: Promise<void> | undefined;
+  #again = false;
+
+  constructor(deps: WebhookServiceDeps) {
+    this.#d = deps;
+    const { config, redis, keys } = deps;
+    this.#policy = { allowedHosts: config.webhooks.allowedHosts };
+    this.#agent = policyAgent(this.#policy, config.webhooks.timeoutMs);
+    const opts = { connection: redis, prefix: config.queue.prefix };
+    this.queue = new Queue<WebhookDelivery>(keys.webhookQueueName, opts);
+    this.queue.on('error', (err) => deps.log.warn({ err: err.message }, 'webhook queue error'));
+    this.worker = new Worker<WebhookDelivery>(keys.webhookQueueName, (job) => this.#deliver(job), {
+      ...opts,
+      concurrency: 16,
+      autorun: false,
+      removeOnComplete: { age: 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    });
+    this.worker.on('error', (err) => deps.log.warn({ err: err.message }, 'webhook worker error'));
+  }
+
+  start(): void {
+    void this.worker.run().catch((err: unknown) => this.#d.log.error({ err }, 'webhook worker stopped'));
+    this.#timer = setInterval(() => this.kick(), 2000);
+    this.#timer.unref();
+    this.kick();
+  }
+
+  /** Move what the outbox holds into the webhook queue now. */
+  kick(): void {
+    if (this.#relaying) {
+      this.#again = true;
+      return;
+    }
+    this.#relaying = this.#relay()
+      .catch((err: unknown) => this.#d.log.warn({ err: (err as Error).message }, 'webhook relay failed; retrying'))
+      .finally(() => {
+        this.#relaying = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.kick();
+        }
+      });
+  }
+
+  async #relay(): Promise<void> {
+    const { redis, keys } = this.#d;
+    // Entries a dead relay left half-moved: queue them again (the job id dedupes).
+    const stale = await redis.lrange(keys.webhookRelaying, 0, 99);
+    for (const raw of stale) {
+      const d = JSON.parse(raw) as WebhookDelivery;
+      if (Date.now() - d.at > 30_000) await this.#enqueue(raw, d);
+    }
+    for (let i = 0; i < 1000; i++) {
+      const raw = await redis.lmove(keys.webhookOutbox, keys.webhookRelaying, 'LEFT', 'RIGHT');
+      if (!raw) return;
+      await this.#enqueue(raw, JSON.parse(raw) as WebhookDelivery);
+    }
+  }
+
+  async #enqueue(raw: string, d: WebhookDelivery): Promise<void> {
+    const { config, redis, keys } = this.#d;
+    await this.queue.add(d.type, d, {
+      jobId: `wh-${d.id}`,
+      attempts: config.webhooks.attempts,
+      backoff: { type: 'exponential', delay: config.webhooks.backoffMs, jitter: 0.5 },
+    });
+    await redis.lrem(keys.webhookRelaying, 1, raw);
+  }
+
+  async #deliver(job: Job<WebhookDelivery>): Promise<void> {
+    const d = job.data;
+    const { config, log } = this.#d;
+    const attempt = job.attemptsMade + 1;
+    const last = attempt >= (job.opts.attempts ?? 1);
+    try {
+      const url = new URL(d.url);
+      const early = await resolveAllowed(url, this.#policy, WEBHOOK_SCHEMES);
+      if ('refused' in early) throw new RefusedUrl(early.refused);
+      const body = webhookBody(d);
+      const msgId = `evt_${d.id}`;
+      const now = new Date();
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher: this.#agent,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'fluxq-webhooks/1',
+          'webhook-id': msgId,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': webhookSigner(d.secret).sign(msgId, now, body),
+        },
+        body,
+        signal: AbortSignal.timeout(config.webhooks.timeoutMs),
+      });
+      await res.body.dump();
+      if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`receiver answered HTTP ${res.statusCode}`);
+      log.debug({ webhookId: msgId, type: d.type, attempt }, 'webhook delivered');
+    } catch (err) {
+      const refused = err instanceof RefusedUrl || (err as { cause?: unknown }).cause instanceof RefusedUrl;
+      const timeout = (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError';
+      const reason = refused
+        ? `webhook_url refused: ${(err as Error).message}`
+        : timeout
+          ? `no answer within WEBHOOK_TIMEOUT_MS (${config.webhooks.timeoutMs} ms)`
+          : oneLine((err as Error).message, 200);
+      if (refused || last) {
+        await this.#failed(job, reason, attempt);
+        throw new UnrecoverableError(reason);
+      }
+      throw new Error(reason);
+    }
+  }
+
+  /** `webhook.failed`, once per delivery even when a retry of this step runs twice. */
+  async #failed(job: Job<WebhookDelivery>, reason: string, attempts: number): Promise<void> {
+    const { redis, keys, config, log } = this.#d;
+    const d = job.data;
+    const first = await redis.set(keys.webhookFailedGuard(d.id), '1', 'EX', config.idempotencyTtlS, 'NX');
+    if (first !== 'OK') return;
+    const target = d.batchId ? { batchId: d.batchId } : { jobId: d.jobId ?? '' };
+    await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: d.url, attempts, error: reason });
+    log.warn({ ...target, url: urlForLogs(d.url), attempts, reason }, 'webhook gave up');
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#relaying?.catch(() => undefined);
+    await this.worker.close();
+    await this.queue.close();
+    await this.#agent.close();
+  }
+}
