@@ -1,5 +1,5 @@
 import { parseEventEntry, type EventType, type FluxqEvent } from '../shared/events.js';
-import type { RedisClient } from '../shared/redis.js';
+import { waitForRedis, type RedisClient } from '../shared/redis.js';
 
 export interface ReadEventsOptions {
   /** Consumer group: every group sees every event; members of one group share them. */
@@ -35,6 +35,7 @@ export async function* readEvents(redis: RedisClient, streamKey: string, opts: R
   const ack = (id: string) => conn.xack(streamKey, opts.group, id).then(() => undefined);
   let unacked: string | undefined;
   try {
+    await waitForRedis(conn, 'the events stream');
     try {
       await conn.xgroup('CREATE', streamKey, opts.group, opts.from ?? '0', 'MKSTREAM');
     } catch (err) {
@@ -44,7 +45,8 @@ export async function* readEvents(redis: RedisClient, streamKey: string, opts: R
     while (!opts.signal?.aborted) {
       const args: (string | number)[] = ['GROUP', opts.group, opts.consumer, 'COUNT', opts.count ?? 100];
       if (cursor === '>') args.push('BLOCK', opts.blockMs ?? 1000);
-      const reply = (await conn.call('XREADGROUP', ...args, 'STREAMS', streamKey, cursor)) as [string, [string, string[]][]][] | null;
+      const read = conn.xreadgroup as unknown as (...a: (string | number)[]) => Promise<[string, [string, string[]][]][] | null>;
+      const reply = await read.call(conn, ...args, 'STREAMS', streamKey, cursor);
       const entries = reply?.[0]?.[1] ?? [];
       if (cursor !== '>' && entries.length === 0) {
         cursor = '>';

@@ -53,9 +53,16 @@ export interface AddressPolicy {
   allowedHosts?: readonly string[] | undefined;
   /** Allow private and loopback addresses (INPUT_URL_ALLOW_PRIVATE=1). */
   allowPrivate?: boolean;
+  /** How host names are resolved (tests inject one). */
+  resolver?: HostResolver;
 }
 
-const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
+/** The URL's host, without IPv6 brackets or a trailing dot (`localhost.` is `localhost`). */
+const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '').replace(/\.+$/, '').toLowerCase();
+
+/** Resolves a host name to every address (node:dns `lookup` with `all: true` by default). */
+export type HostResolver = (host: string) => Promise<{ address: string; family: number }[]>;
+const systemResolver: HostResolver = (host) => lookup(host, { all: true });
 
 /**
  * What can be decided without DNS: the scheme, the allow-list, and private IP literals
@@ -87,7 +94,7 @@ export async function resolveAllowed(url: URL, policy: AddressPolicy, schemes: r
   if (literal) return { address: host, family: literal as 4 | 6 };
   let addrs: { address: string; family: number }[];
   try {
-    addrs = await lookup(host, { all: true });
+    addrs = await (policy.resolver ?? systemResolver)(host);
   } catch (err) {
     return { refused: `host ${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
   }

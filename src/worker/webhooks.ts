@@ -2,7 +2,7 @@ import type { LookupFunction } from 'node:net';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import { Agent, request } from 'undici';
-import { resolveAllowed, type AddressPolicy } from '../shared/address-policy.js';
+import { resolveAllowed, type AddressPolicy, type HostResolver } from '../shared/address-policy.js';
 import type { Config } from '../shared/config.js';
 import { oneLine } from '../shared/errors.js';
 import { EVENT, emitEvent } from '../shared/events.js';
@@ -72,6 +72,8 @@ export interface WebhookServiceDeps {
   redis: RedisClient;
   keys: RedisKeys;
   log: Logger;
+  /** DNS for webhook hosts (default: the system's). */
+  resolver?: HostResolver | undefined;
 }
 
 /**
@@ -90,7 +92,7 @@ export class WebhookService {
   constructor(deps: WebhookServiceDeps) {
     this.#d = deps;
     const { config, redis, keys } = deps;
-    this.#policy = { allowedHosts: config.webhooks.allowedHosts };
+    this.#policy = { allowedHosts: config.webhooks.allowedHosts, ...(deps.resolver ? { resolver: deps.resolver } : {}) };
     this.#agent = policyAgent(this.#policy, config.webhooks.timeoutMs);
     const opts = { connection: redis, prefix: config.queue.prefix };
     this.queue = new Queue<WebhookDelivery>(keys.webhookQueueName, opts);

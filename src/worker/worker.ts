@@ -11,6 +11,7 @@ import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
+import type { HostResolver } from '../shared/address-policy.js';
 import type { FluxClient } from './flux-client.js';
 import { createProcessor, type ProcessorDeps } from './process-job.js';
 import { BatchCompleter } from './batch-completion.js';
@@ -42,6 +43,8 @@ export interface CreateWorkerOptions {
   autorun?: boolean;
   /** How often to look for batches that owe batch.completed (ms, default 5000). */
   sweepMs?: number;
+  /** DNS for webhook hosts (default: the system's; tests inject one). */
+  resolver?: HostResolver;
 }
 
 export interface FluxqWorker {
@@ -88,7 +91,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   const spool = new Spool(config.worker.spoolDir ?? join(tmpdir(), 'fluxq-spool'), config.worker.spoolMaxBytes, log);
   const batches = new BatchStore(redis, keys, { eventsMaxLen: config.events.maxLen });
   const completer = new BatchCompleter({ batches, records, s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix, log, sweepMs: opts.sweepMs });
-  const webhooks = new WebhookService({ config, redis, keys, log });
+  const webhooks = new WebhookService({ config, redis, keys, log, resolver: opts.resolver });
   /** A job became final: queue its webhook now, and finish its batch when it was the last. */
   const onFinalized = (fin: FinalizeOutcome, batchId: string | undefined) => {
     if (fin.eventId) webhooks.kick();

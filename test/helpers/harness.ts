@@ -22,7 +22,7 @@ import { createS3Client } from '../../src/shared/s3.js';
 import { Secret } from '../../src/shared/secret.js';
 import { createProducer, type Producer } from '../../src/producer/producer.js';
 import { FluxClient } from '../../src/worker/flux-client.js';
-import { createWorker, type FluxqWorker } from '../../src/worker/worker.js';
+import { createWorker, type CreateWorkerOptions, type FluxqWorker } from '../../src/worker/worker.js';
 import { waitFor } from './wait-for.js';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
@@ -78,7 +78,7 @@ export interface Harness {
   redis: Redis;
   logger: Logger;
   producer(extra?: Record<string, string>): Producer;
-  worker(extra?: Record<string, string>): Promise<FluxqWorker>;
+  worker(extra?: Record<string, string>, opts?: Partial<Pick<CreateWorkerOptions, 'resolver' | 'sweepMs'>>): Promise<FluxqWorker>;
   spawnWorker(extra?: Record<string, string>): Promise<WorkerProcess>;
   cli(args: string[], opts?: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string }): Promise<CliResult>;
   events(): Promise<FluxqEvent[]>;
@@ -136,13 +136,13 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       closers.push(() => p.close());
       return p;
     },
-    async worker(extra = {}) {
+    async worker(extra = {}, wopts = {}) {
       const cfg = config('worker', extra);
       const wredis = createRedis(cfg, { role: 'worker' });
       wredis.on('error', () => undefined);
       const ws3 = createS3Client(cfg);
       const flux = new FluxClient({ baseUrl: cfg.flux.baseUrl, apiKey: cfg.flux.apiKey ?? new Secret(''), timeoutMs: cfg.flux.timeoutMs, connections: cfg.worker.concurrency });
-      const w = createWorker({ config: cfg, redis: wredis, s3: ws3, flux, logger });
+      const w = createWorker({ config: cfg, redis: wredis, s3: ws3, flux, logger, sweepMs: 500, ...wopts });
       closers.push(async () => {
         await w.close();
         ws3.destroy();

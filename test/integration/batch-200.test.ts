@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startHarness, waitFor } from '../helpers/harness.js';
+
+test('a 200-job batch across two workers with injected 5xx and one worker SIGKILLed: exact counts, one batch.completed, a manifest of all 200', { timeout: 180_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 60, jitterMs: 60, random: { rate5xx: 0.15, seed: 7 } }, env: { JOB_ATTEMPTS: '6' } });
+  // Ten prompts are refused for good: the batch has real failures.
+  h.fake.inject({ prompt: /^refuse /, fault: { type: 'moderation' } });
+  const producer = h.producer();
+  const ids = Array.from({ length: 200 }, (_, i) => `big-${i}`);
+  await producer.enqueueBulk(
+    ids.map((id, i) => ({ id, prompt: i % 20 === 7 ? `refuse ${id}` : `prompt ${id}`, width: 256, height: 256 })),
+    { batch: 'big' },
+  );
+  const a = await h.spawnWorker({ WORKER_CONCURRENCY: '6' });
+  const b = await h.spawnWorker({ WORKER_CONCURRENCY: '6' });
+  await waitFor(async () => (await producer.getBatch('big'))!.counts.completed >= 60, { timeoutMs: 60_000, what: '60 completed' });
+  a.kill('SIGKILL');
+  assert.equal(await a.exited, 'SIGKILL');
+
+  const done = await producer.waitForBatch('big', { timeoutMs: 120_000, pollMs: 200 });
+  assert.equal(done.state, 'completed');
+  // True final states, job by job.
+  const states = await Promise.all(ids.map(async (id) => (await producer.getJob(id))?.state));
+  const truth = { completed: 0, failed: 0, cancelled: 0 };
+  for (const s of states) truth[s as 'completed' | 'failed' | 'cancelled']++;
+  assert.deepEqual(truth, { completed: 190, failed: 10, cancelled: 0 });
+  assert.deepEqual(done.counts, { waiting: 0, active: 0, delayed: 0, ...truth });
+  assert.equal(done.total, 200);
+  assert.equal(done.output_mp, 190, 'one reported megapixel per completed job, counted once');
+
+  const completedEvents = await waitFor(async () => {
+    const evs = (await h.events()).filter((e) => e.type === 'batch.completed');
+    return evs.length > 0 ? evs : undefined;
+  });
+  // The last job's worker completes the batch at once; every worker's sweeper (every 5 s)
+  // retries owed completions. Give a duplicate one sweep to show up.
+  await new Promise((r) => setTimeout(r, 5500));
+  const again = (await h.events()).filter((e) => e.type === 'batch.completed');
+  assert.equal(again.length, 1, 'batch.completed exactly once');
+  const data = completedEvents[0]?.data as Record<string, unknown>;
+  assert.deepEqual(
+    { total: data.total, completed: data.completed, failed: data.failed, cancelled: data.cancelled, output_mp: data.output_mp, manifest: data.manifest },
+    { total: 200, completed: 190, failed: 10, cancelled: 0, output_mp: 190, manifest: 'images/big/manifest.jsonl' },
+  );
+  assert.equal(data.cost_usd, 190 * 0.03);
+  const jobEvents = (await h.events()).filter((e) => e.type === 'job.completed' || e.type === 'job.failed');
+  assert.equal(jobEvents.length, 200, 'one final event per job');
+  assert.equal(new Set(jobEvents.map((e) => (e.data as { jobId: string }).jobId)).size, 200);
+
+  const manifest = (await h.getObject('images/big/manifest.jsonl')).bytes.toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string; prompt: string; images: { key: string; sha256: string }[]; error?: string });
+  assert.equal(manifest.length, 200);
+  assert.deepEqual(manifest.map((m) => m.id).sort(), [...ids].sort());
+  for (const m of manifest) {
+    if (m.prompt.startsWith('refuse')) {
+      assert.equal(m.state, 'failed');
+      assert.deepEqual(m.images, []);
+      assert.match(m.error ?? '', /^permanent: HTTP 400 sensitive_check_error/);
+    } else {
+      assert.equal(m.state, 'completed', m.id);
+      assert.deepEqual(m.images.map((i) => i.key), [`images/big/${m.id}/0.png`]);
+      assert.match(m.images[0]?.sha256 ?? '', /^[0-9a-f]{64}$/);
+    }
+  }
+  const stored = (await h.listObjects('images/big/')).filter((k) => k.endsWith('.png'));
+  assert.equal(stored.length, 190, 'no stray objects');
+  b.kill('SIGTERM');
+  assert.equal(await b.exited, 0);
+});
