@@ -18,8 +18,12 @@ test('a 200-job batch across two workers with injected 5xx and one worker SIGKIL
   a.kill('SIGKILL');
   assert.equal(await a.exited, 'SIGKILL');
 
-  const done = await producer.waitForBatch('big', { timeoutMs: 120_000, pollMs: 200 });
+  const progress: number[] = [];
+  const done = await producer.waitForBatch('big', { timeoutMs: 120_000, pollMs: 200, onProgress: (b) => progress.push(b.counts.completed + b.counts.failed) });
   assert.equal(done.state, 'completed');
+  assert.ok(progress.length >= 2, 'onProgress saw the batch move');
+  assert.deepEqual(progress, [...progress].sort((x, y) => x - y), 'finished jobs only ever grow');
+  assert.equal(progress.at(-1), 200);
   // True final states, job by job.
   const states = await Promise.all(ids.map(async (id) => (await producer.getJob(id))?.state));
   const truth = { completed: 0, failed: 0, cancelled: 0 };
