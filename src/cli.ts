@@ -98,6 +98,14 @@ function registerCommands(program: Command): void {
     .action(async (batch: string) => done(await cancelCommand(batch, io)));
 
   program
+    .command('api')
+    .description('the HTTP API, the dashboard (/admin/queues), batch galleries (/batches/:id) and /metrics, on API_HOST:API_PORT')
+    .action(async () => {
+      const { apiCommand } = await import('./producer/commands/api.js');
+      done(await apiCommand({ env: io.env, stopSignal: stopSignal() }));
+    });
+
+  program
     .command('demo')
     .description('run the whole pipeline on this machine: a local fake flux-2-pro, a local S3-compatible store, Redis at REDIS_URL')
     .action(async () => {

@@ -85,7 +85,7 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
   if (toCreate.length > 0) {
     const reg = redis.pipeline();
     const now = Date.now();
-    for (const it of toCreate) records.register(reg, { id: it.id, batchId: it.batchId, prompt: it.data.params.prompt, seed: it.data.params.seed }, now);
+    for (const it of toCreate) records.register(reg, { id: it.id, batchId: it.batchId, ...it.data.params }, now);
     await reg.exec();
     const byBatch = new Map<string, string[]>();
     for (const it of toCreate) if (it.batchId) byBatch.set(it.batchId, [...(byBatch.get(it.batchId) ?? []), it.id]);

@@ -74,7 +74,7 @@ const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const PREFIX_RE = /^(\{[A-Za-z0-9._-]{1,64}\}|[A-Za-z0-9._-]{1,64})([A-Za-z0-9._-]{0,64})$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** Second key segments fluxq itself uses under QUEUE_PREFIX (see keys.ts). */
-export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency'];
+export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency', 'stats'];
 
 /** The raw schema: env variable name → parsed value (undefined when unset). */
 export const envSchema = z.object({

@@ -31,12 +31,14 @@ export interface JobRecord {
   created: number | undefined;
   prompt: string | undefined;
   seed: number | undefined;
+  /** `{width}x{height}` as requested, when both were given. */
+  size: string | undefined;
 }
 
-const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed'] as const;
+const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed', 'size'] as const;
 
 function toRecord(values: (string | null)[]): JobRecord | undefined {
-  const [gen, batch, state, final, result, error, attempts, pb, created, prompt, seed] = values;
+  const [gen, batch, state, final, result, error, attempts, pb, created, prompt, seed, size] = values;
   if (values.every((v) => v === null)) return undefined;
   const g = Number(gen ?? 1);
   const isFinal = state !== null && state !== undefined && Number(final ?? 0) === g;
@@ -51,10 +53,11 @@ function toRecord(values: (string | null)[]): JobRecord | undefined {
     created: created ? Number(created) : undefined,
     prompt: prompt ?? undefined,
     seed: seed !== null && seed !== undefined && seed !== '' ? Number(seed) : undefined,
+    size: size || undefined,
   };
 }
 
-// KEYS[1] id record, KEYS[2] batch hash. ARGV[1] ttl s, ARGV[2] batch id or '', ARGV[3] now ms.
+// KEYS[1] id record, KEYS[2] batch hash, KEYS[3] fleet stats. ARGV[1] ttl s, ARGV[2] batch id or '', ARGV[3] now ms.
 // Calls started but never settled belong to a run that died or was cut off mid-call:
 // the upstream may have generated and billed, so they count as attempts and as
 // possibly billed, once, on the job and on its batch.
@@ -67,6 +70,7 @@ if started > settled then
   redis.call('HINCRBY', KEYS[1], 'attempts', orphaned)
   redis.call('HINCRBY', KEYS[1], 'pb', orphaned)
   redis.call('HSET', KEYS[1], 'settled', started)
+  redis.call('HINCRBY', KEYS[3], 'possibly_billed', orphaned)
   if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[2], 'possibly_billed', orphaned) end
 end
 redis.call('HSETNX', KEYS[1], 'gen', '1')
@@ -77,7 +81,7 @@ table.insert(v, orphaned)
 return v
 `;
 
-// KEYS[1] id record, KEYS[2] batch hash.
+// KEYS[1] id record, KEYS[2] batch hash, KEYS[3] fleet stats.
 // ARGV[1] spends an attempt (0|1), ARGV[2] ambiguous (0|1), ARGV[3] ttl, ARGV[4] batch id
 // or '', ARGV[5] output MP, ARGV[6] input MP, ARGV[7] estimated cost in micro-USD.
 // One call, one settlement: the ledger of the job and of its batch move together.
@@ -86,6 +90,12 @@ redis.call('HINCRBY', KEYS[1], 'settled', 1)
 local a = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[1]))
 local pb = redis.call('HINCRBY', KEYS[1], 'pb', tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[3], 'possibly_billed', 1) end
+if tonumber(ARGV[5]) > 0 or tonumber(ARGV[6]) > 0 then
+  redis.call('HINCRBYFLOAT', KEYS[3], 'output_mp', ARGV[5])
+  redis.call('HINCRBYFLOAT', KEYS[3], 'input_mp', ARGV[6])
+  redis.call('HINCRBY', KEYS[3], 'cost_micro_usd', ARGV[7])
+end
 if ARGV[4] ~= '' then
   if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[2], 'possibly_billed', 1) end
   if tonumber(ARGV[5]) > 0 or tonumber(ARGV[6]) > 0 then
@@ -98,7 +108,7 @@ return {a, pb}
 `;
 
 // KEYS[1] id record, KEYS[2] events stream, KEYS[3] batch hash, KEYS[4] batch open set,
-// KEYS[5] pending batches set, KEYS[6] webhook outbox.
+// KEYS[5] pending batches set, KEYS[6] webhook outbox, KEYS[7] fleet stats.
 // ARGV[1] state, ARGV[2] result json or '', ARGV[3] error or '', ARGV[4] event type or ''
 // for none, ARGV[5] event data, ARGV[6] stream max len, ARGV[7] ttl s, ARGV[8] batch id
 // or '', ARGV[9] job id, ARGV[10] webhook url or '', ARGV[11] webhook secret, ARGV[12] now.
@@ -111,6 +121,7 @@ local gen = redis.call('HGET', KEYS[1], 'gen') or '1'
 if redis.call('HGET', KEYS[1], 'final') == gen then return {0, '', 0} end
 redis.call('HSET', KEYS[1], 'gen', gen, 'final', gen, 'state', ARGV[1], 'result', ARGV[2], 'error', ARGV[3], 'finished', ARGV[12])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('HINCRBY', KEYS[7], ARGV[1], 1)
 local sid = ''
 if ARGV[4] ~= '' then
   sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'type', ARGV[4], 'data', ARGV[5])
@@ -162,8 +173,8 @@ return 'ok'
 `;
 
 interface ScriptedRedis {
-  fluxqBeginRun(id: string, batch: string, ttl: number, batchId: string, now: number): Promise<(string | number | null)[]>;
-  fluxqSettleCall(id: string, batch: string, ...args: (string | number)[]): Promise<[number, number]>;
+  fluxqBeginRun(id: string, batch: string, stats: string, ttl: number, batchId: string, now: number): Promise<(string | number | null)[]>;
+  fluxqSettleCall(id: string, batch: string, stats: string, ...args: (string | number)[]): Promise<[number, number]>;
   fluxqFinalize(...args: (string | number)[]): Promise<[number, string, number]>;
   fluxqReopen(id: string, batch: string, open: string, ttl: number, batchId: string, jobId: string): Promise<number>;
   fluxqCanCancel(id: string, active: string, jobId: string): Promise<'active' | 'final' | 'ok'>;
@@ -172,9 +183,9 @@ interface ScriptedRedis {
 function withScripts(redis: RedisClient): RedisClient & ScriptedRedis {
   const r = redis as RedisClient & ScriptedRedis & { fluxqRecordScripts?: true };
   if (!r.fluxqRecordScripts) {
-    redis.defineCommand('fluxqBeginRun', { numberOfKeys: 2, lua: BEGIN_RUN });
-    redis.defineCommand('fluxqSettleCall', { numberOfKeys: 2, lua: SETTLE_CALL });
-    redis.defineCommand('fluxqFinalize', { numberOfKeys: 6, lua: FINALIZE });
+    redis.defineCommand('fluxqBeginRun', { numberOfKeys: 3, lua: BEGIN_RUN });
+    redis.defineCommand('fluxqSettleCall', { numberOfKeys: 3, lua: SETTLE_CALL });
+    redis.defineCommand('fluxqFinalize', { numberOfKeys: 7, lua: FINALIZE });
     redis.defineCommand('fluxqReopen', { numberOfKeys: 3, lua: REOPEN });
     redis.defineCommand('fluxqCanCancel', { numberOfKeys: 2, lua: CAN_CANCEL });
     r.fluxqRecordScripts = true;
@@ -240,17 +251,22 @@ export class JobRecords {
   }
 
   /** Create the record of a new job (idempotent: an existing generation is kept). */
-  register(pipeline: ReturnType<RedisClient['pipeline']>, job: { id: string; batchId?: string | undefined; prompt: string; seed?: number | undefined }, now: number): void {
+  register(
+    pipeline: ReturnType<RedisClient['pipeline']>,
+    job: { id: string; batchId?: string | undefined; prompt: string; seed?: number | undefined; width?: number | undefined; height?: number | undefined },
+    now: number,
+  ): void {
     const key = this.#keys.idRecord(job.id);
+    const size = job.width && job.height ? `${job.width}x${job.height}` : '';
     pipeline.hsetnx(key, 'gen', '1');
     pipeline.hsetnx(key, 'created', String(now));
-    pipeline.hset(key, 'prompt', job.prompt, 'seed', job.seed === undefined ? '' : String(job.seed), 'batch', job.batchId ?? '');
+    pipeline.hset(key, 'prompt', job.prompt, 'seed', job.seed === undefined ? '' : String(job.seed), 'batch', job.batchId ?? '', 'size', size);
     pipeline.expire(key, this.#ttlS);
   }
 
   /** Start of a worker run: count orphaned calls, return the record. */
   async beginRun(jobId: string, batchId: string | undefined): Promise<{ record: JobRecord; orphanedCalls: number }> {
-    const values = await this.#redis.fluxqBeginRun(this.#keys.idRecord(jobId), this.#keys.batch(batchId ?? '-'), this.#ttlS, batchId ?? '', Date.now());
+    const values = await this.#redis.fluxqBeginRun(this.#keys.idRecord(jobId), this.#keys.batch(batchId ?? '-'), this.#keys.stats, this.#ttlS, batchId ?? '', Date.now());
     const orphaned = Number(values.pop() ?? 0);
     const record = toRecord(values.map((v) => (v === null || v === undefined ? null : String(v)))) as JobRecord;
     return { record, orphanedCalls: orphaned };
@@ -266,6 +282,7 @@ export class JobRecords {
     const [attempts, pb] = await this.#redis.fluxqSettleCall(
       this.#keys.idRecord(jobId),
       this.#keys.batch(batchId ?? '-'),
+      this.#keys.stats,
       outcome.spendsAttempt ? 1 : 0,
       outcome.ambiguous ? 1 : 0,
       this.#ttlS,
@@ -287,6 +304,7 @@ export class JobRecords {
       this.#keys.batchOpen(batchId || '-'),
       this.#keys.batchesPending,
       this.#keys.webhookOutbox,
+      this.#keys.stats,
       input.state,
       input.result ?? '',
       input.error ?? '',

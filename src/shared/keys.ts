@@ -36,6 +36,8 @@ export interface RedisKeys {
   limiter: string;
   /** BullMQ's meta hash (paused flag, global concurrency). */
   meta: string;
+  /** Fleet-wide totals since the queue was created (a hash): what `/metrics` reports. */
+  stats: string;
   /** Why the queue is paused (set once per pause, so `queue.paused` is emitted once). */
   pauseReason: string;
   /** The queue that delivers webhooks (its BullMQ name; it lives under the same prefix). */
@@ -60,6 +62,7 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     bullDelayed: `${prefix}:${queueName}:delayed`,
     limiter: `${prefix}:${queueName}:limiter`,
     meta: `${prefix}:${queueName}:meta`,
+    stats: `${prefix}:stats`,
     pauseReason: `${prefix}:pause-reason`,
     webhookQueueName: `${queueName}-webhooks`,
   };

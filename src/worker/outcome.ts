@@ -36,6 +36,8 @@ export interface OutcomeDeps {
   log: Logger;
   onRateLimited?: (retryAfterMs: number) => void;
   onFinalFailure?: (jobId: string, reason: string) => void;
+  /** An attempt failed and will be retried with backoff. */
+  onRetry?: (jobId: string, reason: string) => void;
   /** A job became final: its batch may now owe batch.completed. */
   onFinalized?: (outcome: FinalizeOutcome, batchId: string | undefined) => void;
 }
@@ -79,6 +81,7 @@ async function retryOrFail(deps: OutcomeDeps, ctx: FailureContext, reason: strin
     return failJob(deps, ctx, reason);
   }
   ctx.log.info({ reason, attempts: ctx.ledger.attempts }, 'attempt failed; retrying with backoff');
+  deps.onRetry?.(ctx.job.id ?? '', reason);
   throw new Error(reason);
 }
 

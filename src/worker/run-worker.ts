@@ -5,6 +5,7 @@ import { createRedis, describeRedis } from '../shared/redis.js';
 import { createS3Client } from '../shared/s3.js';
 import type { Secret } from '../shared/secret.js';
 import { FluxClient } from './flux-client.js';
+import { WorkerMetrics, serveMetrics } from './metrics.js';
 import { createWorker } from './worker.js';
 
 export interface RunWorkerIO {
@@ -37,11 +38,15 @@ export async function runWorker(io: RunWorkerIO): Promise<number> {
     timeoutMs: config.flux.timeoutMs,
     connections: config.worker.concurrency,
   });
-  const fw = createWorker({ config, redis, s3, flux, logger });
+  const metrics = config.worker.metricsPort !== undefined ? new WorkerMetrics() : undefined;
+  const fw = createWorker({ config, redis, s3, flux, logger, ...(metrics ? { metrics } : {}) });
   await fw.ready;
+  const served = metrics && config.worker.metricsPort !== undefined ? await serveMetrics(metrics.registry, config.worker.metricsPort, config.api.host) : undefined;
+  if (served) logger.info({ port: served.port }, 'worker metrics at /metrics');
   const signal = await io.stopSignal;
   logger.info({ signal }, 'stop requested');
   await fw.close();
+  await new Promise((r) => (served ? served.server.close(r) : r(undefined)));
   s3.destroy();
   await redis.quit().catch(() => redis.disconnect());
   logger.flush();

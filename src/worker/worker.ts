@@ -16,6 +16,7 @@ import type { FluxClient } from './flux-client.js';
 import { createProcessor, type ProcessorDeps } from './process-job.js';
 import { BatchCompleter } from './batch-completion.js';
 import { Spool } from './spool.js';
+import type { WorkerMetrics } from './metrics.js';
 import { WebhookService } from './webhooks.js';
 
 /** Finished jobs kept in BullMQ (the id record keeps results for IDEMPOTENCY_TTL_S). */
@@ -45,6 +46,8 @@ export interface CreateWorkerOptions {
   sweepMs?: number;
   /** DNS for webhook hosts (default: the system's; tests inject one). */
   resolver?: HostResolver;
+  /** This process's Prometheus figures (WORKER_METRICS_PORT). */
+  metrics?: WorkerMetrics;
 }
 
 export interface FluxqWorker {
@@ -98,6 +101,13 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     if (fin.batchFinished && batchId) void completer.complete(batchId).then(() => webhooks.kick());
   };
 
+  const m = opts.metrics;
+  const hooks = opts.hooks ?? {};
+  if (m) {
+    flux.observe((o) => m.observeUpstream(o));
+    m.concurrency.set(config.worker.concurrency);
+    m.globalConcurrency.set(typeof config.worker.globalConcurrency === 'number' ? config.worker.globalConcurrency : 0);
+  }
   const deps: ProcessorDeps = {
     config,
     keys,
@@ -115,7 +125,26 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     inputs: { s3, maxBytes: config.inputs.maxBytes },
     limiterMax,
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
-    ...opts.hooks,
+    onRateLimited: (ms) => {
+      m?.rateLimited.inc();
+      hooks.onRateLimited?.(ms);
+    },
+    onStored: (bytes) => {
+      m?.bytesUploaded.inc(bytes);
+      hooks.onStored?.(bytes);
+    },
+    onCompleted: (result, jobId) => {
+      m?.jobsCompleted.inc();
+      hooks.onCompleted?.(result, jobId);
+    },
+    onFinalFailure: (jobId, reason) => {
+      m?.jobsFailed.inc();
+      hooks.onFinalFailure?.(jobId, reason);
+    },
+    onRetry: () => {
+      m?.jobsRetried.inc();
+      void redis.hincrby(keys.stats, 'retried', 1).catch(() => undefined);
+    },
   };
 
   const worker = new FluxqBullWorker(config.queue.name, createProcessor(deps), {
@@ -164,7 +193,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
           },
         });
         if (fin.recorded) onFinalized(fin, batchId);
-        opts.hooks?.onFinalFailure?.(jobId, reason);
+        deps.onFinalFailure?.(jobId, reason);
       })
       .catch((e: unknown) => log.error({ err: e, jobId }, 'could not record a failure'));
   });

@@ -1,0 +1,83 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type {} from '@fastify/cookie';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Secret } from '../../shared/secret.js';
+
+/**
+ * `Authorization: Bearer API_TOKEN` on every route but `/healthz`, compared in constant
+ * time. The two pages (dashboard, gallery) also take a session cookie: visiting one of
+ * them once with `?token=API_TOKEN` sets it (HttpOnly, SameSite=Strict) and redirects to
+ * the same address without the token, so it leaves the address bar and the history.
+ * The cookie holds an HMAC of the token, never the token itself.
+ */
+export const SESSION_COOKIE = 'fluxq_session';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Equal-length digests, so neither the length nor the content leaks through timing. */
+export function tokensMatch(given: string | undefined, token: Secret): boolean {
+  if (given === undefined) return false;
+  return timingSafeEqual(digest(given), digest(token.reveal()));
+}
+
+export function sessionValue(token: Secret): string {
+  return createHmac('sha256', token.reveal()).update('fluxq dashboard session v1').digest('base64url');
+}
+
+export function bearerOf(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(h);
+  return m?.[1]?.trim();
+}
+
+export function isPagePath(path: string): boolean {
+  return path === '/admin/queues' || path.startsWith('/admin/queues/') || path.startsWith('/batches/');
+}
+
+export function loginPage(path: string, wrong: boolean): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fluxq — sign in</title>
+<style>body{font:16px system-ui,sans-serif;display:grid;place-items:center;height:90vh;background:#f5f5f4}form{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}input{font:inherit;padding:.4rem;width:22rem}</style></head>
+<body><form method="get" action="${path.replace(/[^A-Za-z0-9/._~-]/g, '')}"><h1>fluxq</h1>
+<p>${wrong ? 'That token is not right. ' : ''}Enter the API token (API_TOKEN).</p>
+<input type="password" name="token" autocomplete="current-password" autofocus> <button type="submit">Sign in</button></form></body></html>`;
+}
+
+export interface AuthOptions {
+  token: Secret | undefined;
+  /** Set the cookie `Secure` (behind HTTPS). */
+  secureCookie: boolean;
+}
+
+/** The onRequest hook: lets the request through, or answers 401 / a login form / a redirect. */
+export function authHook(opts: AuthOptions) {
+  const session = opts.token ? sessionValue(opts.token) : undefined;
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const path = (req.url.split('?')[0] ?? '/').replace(/\/+$/, '') || '/';
+    if (path === '/healthz' || !opts.token) return;
+    if (tokensMatch(bearerOf(req), opts.token)) return;
+    if (!isPagePath(path)) {
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token: send Authorization: Bearer <API_TOKEN>' });
+      return;
+    }
+    const cookie = req.cookies?.[SESSION_COOKIE];
+    if (cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session))) return;
+    const query = req.query as Record<string, string | undefined>;
+    if (query.token !== undefined) {
+      if (tokensMatch(query.token, opts.token)) {
+        const url = new URL(req.url, 'http://x');
+        url.searchParams.delete('token');
+        reply.setCookie(SESSION_COOKIE, session as string, { path: '/', httpOnly: true, sameSite: 'strict', secure: opts.secureCookie, maxAge: 12 * 3600 });
+        await reply.redirect(`${url.pathname}${url.search}`, 303);
+        return;
+      }
+      await reply.code(401).type('text/html; charset=utf-8').send(loginPage(path, true));
+      return;
+    }
+    if (path.startsWith('/admin/queues/api')) {
+      await reply.code(401).send({ error: 'missing or wrong API token' });
+      return;
+    }
+    await reply.code(401).type('text/html; charset=utf-8').send(loginPage(path, false));
+  };
+}

@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { waitForRedis } from '../../shared/redis.js';
+import type { ApiDeps } from './api-deps.js';
+
+/**
+ * The API's `/metrics`: fleet-wide figures read from Redis at scrape time, so any API
+ * replica reports the same numbers. Counters come from `{prefix}:stats`, moved by the
+ * same scripts that record outcomes (so they agree with events and batches), and are
+ * present from the start, at 0.
+ */
+const STAT_COUNTERS = [
+  ['fluxq_jobs_completed_total', 'completed', 'Jobs completed', 1],
+  ['fluxq_jobs_failed_total', 'failed', 'Jobs failed for good', 1],
+  ['fluxq_jobs_cancelled_total', 'cancelled', 'Jobs cancelled before they started', 1],
+  ['fluxq_jobs_retried_total', 'retried', 'Attempts that failed and were retried with backoff', 1],
+  ['fluxq_output_megapixels_total', 'output_mp', 'Output megapixels the upstream reported', 1],
+  ['fluxq_input_megapixels_total', 'input_mp', 'Input megapixels the upstream reported', 1],
+  ['fluxq_possibly_billed_total', 'possibly_billed', 'Upstream calls with an ambiguous outcome (may have been billed)', 1],
+  ['fluxq_cost_usd_total', 'cost_micro_usd', 'Estimated cost of reported megapixels (PRICE_FIRST_MP_USD / PRICE_EXTRA_MP_USD)', 1e-6],
+] as const;
+
+const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'] as const;
+
+export function fleetMetricsRoute(app: FastifyInstance, deps: ApiDeps, extraQueues: Queue[] = []): Registry {
+  const { producer } = deps;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const queues = [producer.queue as Queue, ...extraQueues];
+  new Gauge({
+    name: 'fluxq_queue_jobs',
+    help: 'Jobs in each state, by queue (the generation queue and the webhook queue)',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const q of queues) {
+        const counts = await q.getJobCounts(...STATES);
+        for (const state of STATES) this.set({ queue: q.name, state }, counts[state] ?? 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'fluxq_queue_paused',
+    help: '1 while the generation queue is paused (fluxq pause, or an account-wide error)',
+    registers: [registry],
+    async collect() {
+      this.set((await producer.queue.isPaused()) ? 1 : 0);
+    },
+  });
+  let stats: Promise<Record<string, string>> | undefined;
+  const readStats = () => (stats ??= producer.redis.hgetall(producer.keys.stats).finally(() => setTimeout(() => (stats = undefined), 0)));
+  for (const [name, field, help, scale] of STAT_COUNTERS) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const value = Number((await readStats())[field] ?? 0) * scale;
+        this.reset();
+        this.inc(Math.max(0, Math.round(value * 1e6) / 1e6));
+      },
+    });
+  }
+  app.get('/metrics', async (_req, reply) => {
+    await waitForRedis(producer.redis, 'Redis', 2000);
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+  return registry;
+}

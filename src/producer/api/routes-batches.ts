@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { BATCH_ID_RE } from '../../shared/envelope.js';
+import { ValidationError } from '../../shared/errors.js';
+import { toFieldProblems } from '../../shared/envelope.js';
+import { newBatchId } from '../batch-id.js';
+import { BulkValidationError } from '../validate.js';
+import type { ApiDeps } from './api-deps.js';
+
+const batchBody = z.strictObject({
+  batch: z.string({ error: 'must be a string' }).regex(BATCH_ID_RE, { message: 'must be 1–100 characters of A–Z a–z 0–9 . _ ~ -' }).optional(),
+  requests: z.array(z.unknown(), { error: 'must be an array of requests' }).min(1, { message: 'must hold at least one request' }),
+  priority: z.number({ error: 'must be an integer' }).int({ message: 'must be an integer' }).min(1, { message: 'must be ≥ 1 (1 is highest)' }).max(2_097_152, { message: 'must be ≤ 2097152' }).optional(),
+  max_megapixels: z.number({ error: 'must be a number' }).positive({ message: 'must be > 0' }).optional(),
+  webhook_url: z.string({ error: 'must be a string' }).optional(),
+  webhook_secret: z.string({ error: 'must be a string' }).min(1, { message: 'must not be empty' }).optional(),
+});
+
+export function batchRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { producer } = deps;
+
+  app.post('/v1/batches', async (req, reply) => {
+    const parsed = batchBody.safeParse(req.body);
+    if (!parsed.success) throw new ValidationError(toFieldProblems(parsed.error));
+    const b = parsed.data;
+    if ((b.webhook_url === undefined) !== (b.webhook_secret === undefined)) {
+      throw new ValidationError([{ path: b.webhook_url === undefined ? 'webhook_url' : 'webhook_secret', message: 'webhook_url and webhook_secret go together' }]);
+    }
+    const batchId = b.batch ?? newBatchId();
+    try {
+      await producer.enqueueBulk(b.requests, {
+        batch: batchId,
+        ...(b.priority !== undefined ? { priority: b.priority } : {}),
+        ...(b.max_megapixels !== undefined ? { maxMegapixels: b.max_megapixels } : {}),
+        ...(b.webhook_url && b.webhook_secret ? { batchWebhook: { url: b.webhook_url, secret: b.webhook_secret } } : {}),
+      });
+    } catch (err) {
+      if (err instanceof BulkValidationError) {
+        throw new ValidationError(
+          err.items.flatMap((it) => it.details.map((d) => ({ path: `requests.${it.index}${d.path ? `.${d.path}` : ''}`, message: d.message }))),
+          `${err.items.length} invalid request(s); nothing was enqueued`,
+        );
+      }
+      throw err;
+    }
+    const status = await producer.getBatch(batchId);
+    return reply.code(201).send({ batchId, total: status?.total ?? b.requests.length });
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/batches/:id', async (req, reply) => {
+    const st = await producer.getBatch(req.params.id);
+    if (!st) return reply.code(404).send({ error: `no batch with id "${req.params.id}"` });
+    return st;
+  });
+}

@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify';
+import type { JobResult } from '../../shared/result.js';
+import type { JobStatus } from '../job-status.js';
+import type { ApiDeps } from './api-deps.js';
+import { withUrls } from './presign.js';
+
+/** `GET /v1/jobs/:id`'s body: the status, each result image with a presigned `url`. */
+export async function jobBody(deps: ApiDeps, st: JobStatus): Promise<Record<string, unknown>> {
+  const body: Record<string, unknown> = { id: st.id, state: st.state };
+  if (st.batchId) body.batchId = st.batchId;
+  body.attempts = st.attempts;
+  body.possibly_billed = st.possibly_billed;
+  if (st.error) body.error = st.error;
+  if (st.result) {
+    const r = st.result as JobResult;
+    body.result = { ...r, images: await withUrls(deps.s3, r.images, deps.config.api.presignTtlS) };
+  }
+  return body;
+}
+
+export function jobRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { producer } = deps;
+
+  app.post('/v1/jobs', async (req, reply) => {
+    const outcome = await producer.enqueue(req.body);
+    const st = await producer.getJob(outcome.id);
+    return reply.code(outcome.status === 'exists' ? 200 : 201).send({ id: outcome.id, state: st?.state ?? 'waiting' });
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
+    const st = await producer.getJob(req.params.id);
+    if (!st) return reply.code(404).send({ error: `no job with id "${req.params.id}"` });
+    return jobBody(deps, st);
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
+    const id = req.params.id;
+    const outcome = await producer.cancelJob(id);
+    if (outcome === 'unknown') return reply.code(404).send({ error: `no job with id "${id}"` });
+    if (outcome === 'cancelled') return { id, state: 'cancelled' };
+    const st = await producer.getJob(id);
+    return reply.code(409).send({ error: `job "${id}" is ${st?.state ?? outcome}: only a job that has not started can be cancelled`, state: st?.state });
+  });
+}

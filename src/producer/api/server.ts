@@ -1,0 +1,63 @@
+import cookie from '@fastify/cookie';
+import { Queue } from 'bullmq';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { QueueUnavailableError, ValidationError } from '../../shared/errors.js';
+import type { ApiDeps } from './api-deps.js';
+import { authHook } from './auth.js';
+import { batchRoutes } from './routes-batches.js';
+import { dashboardRoutes } from './dashboard.js';
+import { fleetMetricsRoute } from './fleet-metrics.js';
+import { galleryRoutes } from './gallery.js';
+import { healthRoutes } from './health.js';
+import { jobRoutes } from './routes-jobs.js';
+
+export interface Api {
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/**
+ * The HTTP API (SPEC §6) on Fastify: JSON in and out, Bearer auth on every route but
+ * `/healthz`, errors as `{ error, details? }`. Built from plain parameters; `fluxq api`
+ * wires it to the environment and a port.
+ */
+export async function buildApi(deps: ApiDeps): Promise<Api> {
+  const { config, producer, logger } = deps;
+  const log = logger.child({ component: 'api' });
+  const app = Fastify({ bodyLimit: config.api.bodyLimitBytes, logger: false, trustProxy: false });
+  const webhookQueue = new Queue(producer.keys.webhookQueueName, { connection: producer.redis, prefix: config.queue.prefix });
+  webhookQueue.on('error', () => undefined);
+
+  await app.register(cookie);
+  app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof ValidationError) return reply.code(400).send({ error: err.message, details: err.details });
+    if (err instanceof QueueUnavailableError) return reply.code(503).send({ error: err.message });
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({ error: `request body is larger than API_BODY_LIMIT_BYTES (${config.api.bodyLimitBytes} bytes)` });
+    }
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send({ error: 'send JSON: Content-Type: application/json' });
+    if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.code(400).send({ error: 'the body is empty; send a JSON object' });
+    if (err.statusCode === 400 || err instanceof SyntaxError) return reply.code(400).send({ error: `the body is not valid JSON (${err.message})` });
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
+    log.error({ err, method: req.method, path: req.url.split('?')[0] }, 'request failed');
+    return reply.code(500).send({ error: 'internal error; see the API log' });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+
+  healthRoutes(app, deps);
+  jobRoutes(app, deps);
+  batchRoutes(app, deps);
+  fleetMetricsRoute(app, deps, [webhookQueue]);
+  galleryRoutes(app, deps);
+  await dashboardRoutes(app, [producer.queue as Queue, webhookQueue]);
+  await app.ready();
+  return {
+    app,
+    close: async () => {
+      await app.close();
+      await webhookQueue.close().catch(() => undefined);
+    },
+  };
+}
