@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { decodeBase64Strict } from '../shared/base64.js';
 import { InputError } from '../shared/errors.js';
 import { sniffImageType } from '../shared/image-type.js';
@@ -93,4 +93,31 @@ export async function storeInputImage(deps: InputStoreDeps, field: InputImageFie
   }
   known?.add(ref);
   return ref;
+}
+
+/**
+ * Decide at enqueue what can be decided about an `s3://` input: the object exists, is
+ * readable, is within MAX_INPUT_IMAGE_BYTES, and starts like an image. Anything else
+ * (S3 unreachable from here, another account's bucket) is left to the worker.
+ */
+export async function checkS3Input(s3: S3Client, field: InputImageField, ref: string, maxBytes: number): Promise<void> {
+  const loc = parseS3Ref(ref);
+  if (!loc) throw new InputError(field, `${ref} is not an s3://bucket/key reference`);
+  const status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  let size: number | undefined;
+  try {
+    size = (await s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }))).ContentLength;
+  } catch (err) {
+    if (status(err) === 404 || (err as { name?: string }).name === 'NotFound') throw new InputError(field, `${ref} not found`);
+    if (status(err) === 403) throw new InputError(field, `${ref} is not readable (access denied)`);
+    return;
+  }
+  if (size !== undefined && size > maxBytes) throw new InputError(field, `${ref} is ${size} bytes, more than MAX_INPUT_IMAGE_BYTES (${maxBytes})`);
+  try {
+    const head = await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: 'bytes=0-31' }));
+    const bytes = Buffer.from((await head.Body?.transformToByteArray()) ?? []);
+    if (!sniffImageType(Buffer.concat([bytes, Buffer.alloc(Math.max(0, 32 - bytes.length))]))) throw new InputError(field, `${ref} is not a PNG, JPEG or WebP image`);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+  }
 }

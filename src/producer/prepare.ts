@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { refuseWithoutDns } from '../shared/address-policy.js';
+import { refuseWithoutDns, resolveAllowed, type AddressPolicy } from '../shared/address-policy.js';
 import type { Config } from '../shared/config.js';
 import { envelopeInputs, generationParams, type Envelope } from '../shared/envelope.js';
 import { InputError } from '../shared/errors.js';
 import type { JobData } from '../shared/job-data.js';
 import type { InputImageField } from '../shared/upstream.js';
-import { checkImageBytes, decodeInlineImage, inputForm, parseS3Ref, storeInputImage, type InputStoreDeps } from './inputs.js';
+import { checkImageBytes, checkS3Input, decodeInlineImage, inputForm, parseS3Ref, storeInputImage, type InputStoreDeps } from './inputs.js';
 import { BulkValidationError, validateRequests, type ItemProblems } from './validate.js';
 
 /** A validated request, ready for Redis: its id, batch and reference-only job data. */
@@ -22,6 +22,27 @@ export interface PrepareContext {
   batch?: string | undefined;
   /** CLI only: the bytes of an input value that names a local file, or undefined. */
   readLocalInput?: ((field: InputImageField, value: string) => Promise<Buffer | undefined>) | undefined;
+  /** DNS for input URL hosts (default: the system's). */
+  resolver?: AddressPolicy['resolver'];
+}
+
+/**
+ * What can be decided at enqueue about an `https://` input: the URL parses, and its host
+ * is not (and does not resolve to) a private or loopback address unless
+ * INPUT_URL_ALLOW_PRIVATE=1. A host that does not resolve now is left to the worker.
+ */
+async function checkUrlInput(field: InputImageField, value: string, ctx: PrepareContext): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InputError(field, 'is not a valid https:// URL');
+  }
+  const policy: AddressPolicy = { allowPrivate: ctx.config.inputs.allowPrivateUrls, ...(ctx.resolver ? { resolver: ctx.resolver } : {}) };
+  const early = refuseWithoutDns(url, policy, ['https:']);
+  if (early) throw new InputError(field, `${value} is refused: ${early}`);
+  const resolved = await resolveAllowed(url, policy, ['https:']);
+  if ('refused' in resolved && !/does not resolve/.test(resolved.refused)) throw new InputError(field, `${value} is refused: ${resolved.refused}`);
 }
 
 export const WEBHOOK_SCHEMES = ['http:', 'https:'];
@@ -43,13 +64,12 @@ async function prepareInputs(env: Envelope, ctx: PrepareContext, known: Set<stri
     const form = inputForm(value);
     if (form === 's3') {
       if (!parseS3Ref(value)) throw new InputError(field, 'must be s3://bucket/key');
+      const store = ctx.inputStore();
+      if (store.s3 && !known.has(value)) await checkS3Input(store.s3, field, value, maxBytes);
+      known.add(value);
       out[field] = value;
     } else if (form === 'https') {
-      try {
-        new URL(value);
-      } catch {
-        throw new InputError(field, 'is not a valid https:// URL');
-      }
+      await checkUrlInput(field, value, ctx);
       out[field] = value;
     } else if (form === 'data-url' || form === 'base64') {
       out[field] = await storeInputImage(ctx.inputStore(), field, decodeInlineImage(field, value, maxBytes), known);

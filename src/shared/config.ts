@@ -135,6 +135,7 @@ export const envSchema = z.object({
   PRICE_EXTRA_MP_USD: decimal(0),
   MAX_INPUT_IMAGE_BYTES: int(1),
   INPUT_URL_ALLOW_PRIVATE: bool(),
+  INPUT_URL_TIMEOUT_MS: int(100),
   EVENTS_MAX_LEN: int(1),
   SHUTDOWN_TIMEOUT_MS: int(0),
   LOG_LEVEL: text(new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
@@ -194,7 +195,7 @@ export interface Config {
   };
   webhooks: { allowedHosts: string[] | undefined; timeoutMs: number; attempts: number; backoffMs: number };
   budget: { maxMegapixelsPerBatch: number | undefined; priceFirstMpUsd: number; priceExtraMpUsd: number };
-  inputs: { maxBytes: number; allowPrivateUrls: boolean };
+  inputs: { maxBytes: number; allowPrivateUrls: boolean; urlTimeoutMs: number };
   events: { maxLen: number };
   logLevel: LogLevel;
 }
@@ -302,7 +303,7 @@ function toConfig(raw: RawEnv): Config {
       priceFirstMpUsd: raw.PRICE_FIRST_MP_USD ?? 0.03,
       priceExtraMpUsd: raw.PRICE_EXTRA_MP_USD ?? 0.015,
     },
-    inputs: { maxBytes: raw.MAX_INPUT_IMAGE_BYTES ?? 20_971_520, allowPrivateUrls: raw.INPUT_URL_ALLOW_PRIVATE ?? false },
+    inputs: { maxBytes: raw.MAX_INPUT_IMAGE_BYTES ?? 20_971_520, allowPrivateUrls: raw.INPUT_URL_ALLOW_PRIVATE ?? false, urlTimeoutMs: raw.INPUT_URL_TIMEOUT_MS ?? 30_000 },
     events: { maxLen: raw.EVENTS_MAX_LEN ?? 1_000_000 },
     logLevel: (raw.LOG_LEVEL as LogLevel | undefined) ?? 'info',
   };

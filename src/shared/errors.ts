@@ -73,6 +73,18 @@ export class InputError extends Error {
   }
 }
 
+/** An input image could not be read for now (its server answered 5xx, or timed out); retried. */
+export class InputUnavailableError extends Error {
+  override readonly name = 'InputUnavailableError';
+  readonly retryable = true;
+  readonly field: string;
+
+  constructor(field: string, detail: string, options?: { cause?: unknown }) {
+    super(oneLine(`${field}: ${detail}`), options);
+    this.field = field;
+  }
+}
+
 /** S3 could not store or read an object; the bytes are kept and the upload retried. */
 export class StorageError extends Error {
   override readonly name = 'StorageError';

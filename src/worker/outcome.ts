@@ -1,6 +1,6 @@
 import { RateLimitError, UnrecoverableError, WaitingError, type Job, type Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
-import { BudgetError, InputError, StorageError, UpstreamError, oneLine } from '../shared/errors.js';
+import { BudgetError, InputError, InputUnavailableError, StorageError, UpstreamError, oneLine } from '../shared/errors.js';
 import { EVENT } from '../shared/events.js';
 import type { JobData } from '../shared/job-data.js';
 import type { FinalizeOutcome, JobRecords } from '../shared/job-record.js';
@@ -128,6 +128,7 @@ export async function handleFailure(deps: OutcomeDeps, ctx: FailureContext, err:
   if (err instanceof BudgetError) return failJob(deps, ctx, err.message);
   if (err instanceof PoisonJobError) return failJob(deps, ctx, `permanent: ${err.message}`);
   if (err instanceof StorageError) return retryOrFail(deps, ctx, `storage: ${err.message}`);
+  if (err instanceof InputUnavailableError) return retryOrFail(deps, ctx, `transient: ${err.message}`);
   const message = err instanceof Error ? err.message : String(err);
   ctx.log.error({ err }, 'unexpected error in a run');
   return retryOrFail(deps, ctx, `internal: ${oneLine(message, 300)}`);

@@ -6,7 +6,7 @@ import type { InputImageField } from '../shared/upstream.js';
 export interface ResolveInputsDeps {
   s3: S3Client;
   maxBytes: number;
-  /** Fetch an https:// input (resolve-url-input.ts); absent = https inputs refused. */
+  /** Fetch an https:// input (fetch-input-url.ts); absent = https inputs refused. */
   fetchUrl?: (field: InputImageField, url: string, signal?: AbortSignal) => Promise<Buffer>;
 }
 

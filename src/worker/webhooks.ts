@@ -1,8 +1,8 @@
-import type { LookupFunction } from 'node:net';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
-import { Agent, request } from 'undici';
+import { request, type Agent } from 'undici';
 import { resolveAllowed, type AddressPolicy, type HostResolver } from '../shared/address-policy.js';
+import { isRefusedAddress, pinnedAgent } from '../shared/pinned-agent.js';
 import type { Config } from '../shared/config.js';
 import { oneLine } from '../shared/errors.js';
 import { EVENT, emitEvent } from '../shared/events.js';
@@ -54,19 +54,6 @@ function urlForLogs(raw: string): string {
   }
 }
 
-/** A dispatcher whose every connection goes to an address checked against the policy (no DNS rebinding). */
-function policyAgent(policy: AddressPolicy, timeoutMs: number): Agent {
-  const lookup: LookupFunction = (hostname, _options, callback) => {
-    resolveAllowed(new URL(`http://${hostname.includes(':') ? `[${hostname}]` : hostname}/`), policy, ['http:'])
-      .then((r) => {
-        if ('refused' in r) callback(new RefusedUrl(r.refused), '', 4);
-        else callback(null, r.address, r.family);
-      })
-      .catch((err: Error) => callback(err, '', 4));
-  };
-  return new Agent({ connect: { lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 5000 });
-}
-
 export interface WebhookServiceDeps {
   config: Config;
   redis: RedisClient;
@@ -93,7 +80,7 @@ export class WebhookService {
     this.#d = deps;
     const { config, redis, keys } = deps;
     this.#policy = { allowedHosts: config.webhooks.allowedHosts, ...(deps.resolver ? { resolver: deps.resolver } : {}) };
-    this.#agent = policyAgent(this.#policy, config.webhooks.timeoutMs);
+    this.#agent = pinnedAgent(this.#policy, { timeoutMs: config.webhooks.timeoutMs });
     const opts = { connection: redis, prefix: config.queue.prefix };
     this.queue = new Queue<WebhookDelivery>(keys.webhookQueueName, opts);
     this.queue.on('error', (err) => deps.log.warn({ err: err.message }, 'webhook queue error'));
@@ -185,7 +172,7 @@ export class WebhookService {
       if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`receiver answered HTTP ${res.statusCode}`);
       log.debug({ webhookId: msgId, type: d.type, attempt }, 'webhook delivered');
     } catch (err) {
-      const refused = err instanceof RefusedUrl || (err as { cause?: unknown }).cause instanceof RefusedUrl;
+      const refused = err instanceof RefusedUrl || isRefusedAddress(err) !== undefined;
       const timeout = (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError';
       const reason = refused
         ? `webhook_url refused: ${(err as Error).message}`

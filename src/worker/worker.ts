@@ -15,6 +15,7 @@ import type { HostResolver } from '../shared/address-policy.js';
 import type { FluxClient } from './flux-client.js';
 import { createProcessor, type ProcessorDeps } from './process-job.js';
 import { BatchCompleter } from './batch-completion.js';
+import { createUrlInputFetcher } from './fetch-input-url.js';
 import { Spool } from './spool.js';
 import type { WorkerMetrics } from './metrics.js';
 import { WebhookService } from './webhooks.js';
@@ -48,6 +49,8 @@ export interface CreateWorkerOptions {
   resolver?: HostResolver;
   /** This process's Prometheus figures (WORKER_METRICS_PORT). */
   metrics?: WorkerMetrics;
+  /** An extra CA for https input URLs (tests; production uses the system store or NODE_EXTRA_CA_CERTS). */
+  tlsCa?: string | Buffer;
 }
 
 export interface FluxqWorker {
@@ -95,6 +98,13 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   const batches = new BatchStore(redis, keys, { eventsMaxLen: config.events.maxLen });
   const completer = new BatchCompleter({ batches, records, s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix, log, sweepMs: opts.sweepMs });
   const webhooks = new WebhookService({ config, redis, keys, log, resolver: opts.resolver });
+  const urlInputs = createUrlInputFetcher({
+    allowPrivate: config.inputs.allowPrivateUrls,
+    timeoutMs: config.inputs.urlTimeoutMs,
+    maxBytes: config.inputs.maxBytes,
+    ca: opts.tlsCa,
+    resolver: opts.resolver,
+  });
   /** A job became final: queue its webhook now, and finish its batch when it was the last. */
   const onFinalized = (fin: FinalizeOutcome, batchId: string | undefined) => {
     if (fin.eventId) webhooks.kick();
@@ -122,7 +132,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     onFinalized,
     log,
     control: { queue, redis, keys, eventsMaxLen: config.events.maxLen },
-    inputs: { s3, maxBytes: config.inputs.maxBytes },
+    inputs: { s3, maxBytes: config.inputs.maxBytes, fetchUrl: (field, url, signal) => urlInputs.fetch(field, url, signal) },
     limiterMax,
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
     onRateLimited: (ms) => {
@@ -242,6 +252,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
       }
       await completer.stop().catch(() => undefined);
       await webhooks.close().catch(() => undefined);
+      await urlInputs.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
       await flux.close().catch(() => undefined);
       log.info('worker closed');

@@ -27,6 +27,8 @@ import { waitFor } from './wait-for.js';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+/** tsx's loader by absolute URL, so a child started in any directory finds it. */
+const TSX = import.meta.resolve('tsx');
 
 let privateRedis: Promise<LocalRedis> | undefined;
 
@@ -152,7 +154,7 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       return w;
     },
     async spawnWorker(extra = {}) {
-      const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'worker'], {
+      const proc = spawn(process.execPath, ['--import', TSX, CLI, 'worker'], {
         cwd: REPO,
         env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extra },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -202,7 +204,7 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       return wp;
     },
     async cli(args, o = {}) {
-      const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      const proc = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
         cwd: o.cwd ?? REPO,
         env: { ...process.env, ...env, ...o.env },
         stdio: ['pipe', 'pipe', 'pipe'],

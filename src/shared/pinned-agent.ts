@@ -1,0 +1,40 @@
+import type { LookupFunction } from 'node:net';
+import { Agent } from 'undici';
+import { resolveAllowed, type AddressPolicy } from './address-policy.js';
+
+/** Thrown (as a connect error's cause) when the policy refuses the address a host resolves to. */
+export class RefusedAddress extends Error {
+  override readonly name = 'RefusedAddress';
+}
+
+/**
+ * An undici dispatcher whose every connection goes to an address the policy allows:
+ * the DNS answer is checked inside the connect lookup itself, so what is checked is what
+ * is dialled (no DNS rebinding between check and connect). IP-literal hosts skip DNS;
+ * callers check those with `refuseWithoutDns` first.
+ */
+export function pinnedAgent(policy: AddressPolicy, opts: { timeoutMs: number; ca?: string | Buffer | undefined }): Agent {
+  const lookup: LookupFunction = (hostname, _options, callback) => {
+    resolveAllowed(new URL(`https://${hostname.includes(':') ? `[${hostname}]` : hostname}/`), policy, ['https:'])
+      .then((r) => {
+        if ('refused' in r) callback(new RefusedAddress(r.refused), '', 4);
+        else callback(null, r.address, r.family);
+      })
+      .catch((err: Error) => callback(err, '', 4));
+  };
+  return new Agent({
+    connect: { lookup, timeout: opts.timeoutMs, ...(opts.ca ? { ca: opts.ca } : {}) },
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+    keepAliveTimeout: 5000,
+  });
+}
+
+export function isRefusedAddress(err: unknown): RefusedAddress | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e; i++) {
+    if (e instanceof RefusedAddress) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
