@@ -80,7 +80,7 @@ export interface Harness {
   redis: Redis;
   logger: Logger;
   producer(extra?: Record<string, string>): Producer;
-  worker(extra?: Record<string, string>, opts?: Partial<Pick<CreateWorkerOptions, 'resolver' | 'sweepMs' | 'metrics'>>): Promise<FluxqWorker>;
+  worker(extra?: Record<string, string>, opts?: Partial<Pick<CreateWorkerOptions, 'resolver' | 'sweepMs' | 'metrics' | 'tlsCa'>>): Promise<FluxqWorker>;
   spawnWorker(extra?: Record<string, string>): Promise<WorkerProcess>;
   cli(args: string[], opts?: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string }): Promise<CliResult>;
   events(): Promise<FluxqEvent[]>;
