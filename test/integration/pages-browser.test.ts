@@ -18,8 +18,8 @@ test('headless Chromium: the dashboard shows the queue with its counts; the gall
   );
   await h.worker();
   await producer.waitForBatch('gal', { timeoutMs: 30_000 });
-  await producer.enqueue({ id: 'still-waiting', prompt: 'queued', batch: 'other' });
   await producer.queue.pause();
+  await producer.enqueue({ id: 'still-waiting', prompt: 'queued', batch: 'other' });
 
   const browser = await launchChromium();
   t.after(() => browser.close());
