@@ -33,12 +33,14 @@ export interface JobRecord {
   seed: number | undefined;
   /** `{width}x{height}` as requested, when both were given. */
   size: string | undefined;
+  /** Upstream calls ever started for this id, in any generation (never reset). */
+  callsEver: number;
 }
 
-const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed', 'size'] as const;
+const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed', 'size', 'calls'] as const;
 
 function toRecord(values: (string | null)[]): JobRecord | undefined {
-  const [gen, batch, state, final, result, error, attempts, pb, created, prompt, seed, size] = values;
+  const [gen, batch, state, final, result, error, attempts, pb, created, prompt, seed, size, calls] = values;
   if (values.every((v) => v === null)) return undefined;
   const g = Number(gen ?? 1);
   const isFinal = state !== null && state !== undefined && Number(final ?? 0) === g;
@@ -54,6 +56,7 @@ function toRecord(values: (string | null)[]): JobRecord | undefined {
     prompt: prompt ?? undefined,
     seed: seed !== null && seed !== undefined && seed !== '' ? Number(seed) : undefined,
     size: size || undefined,
+    callsEver: Number(calls ?? 0),
   };
 }
 
@@ -79,6 +82,28 @@ if ARGV[2] ~= '' then redis.call('HSETNX', KEYS[2], 'started', ARGV[3]) end
 local v = redis.call('HMGET', KEYS[1], ${FIELDS.map((f) => `'${f}'`).join(', ')})
 table.insert(v, orphaned)
 return v
+`;
+
+// KEYS[1] id record, KEYS[2] BullMQ limiter key, KEYS[3] batch hash.
+// ARGV[1] the limiter max in force, ARGV[2] batch id or '', ARGV[3] default budget MP or ''.
+// Right before an upstream call, in one round trip: inside a 429 back-off window
+// (queue.rateLimit sets the limiter above its max) → {'rate_limited', ttl}; the batch's
+// reported megapixels reached its budget → {'budget', max}; else the call is counted as
+// started (so a run that dies from here on is counted possibly billed) → {'ok', 0}.
+const START_CALL = `
+local v = redis.call('GET', KEYS[2])
+if v and tonumber(v) > tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then return {'rate_limited', ttl} end
+end
+if ARGV[2] ~= '' then
+  local b = redis.call('HMGET', KEYS[3], 'output_mp', 'input_mp', 'max_mp')
+  local max = tonumber(b[3] or ARGV[3])
+  if max and (tonumber(b[1] or '0') + tonumber(b[2] or '0')) >= max then return {'budget', tostring(max)} end
+end
+redis.call('HINCRBY', KEYS[1], 'started', 1)
+redis.call('HINCRBY', KEYS[1], 'calls', 1)
+return {'ok', 0}
 `;
 
 // KEYS[1] id record, KEYS[2] batch hash, KEYS[3] fleet stats.
@@ -175,6 +200,7 @@ return 'ok'
 interface ScriptedRedis {
   fluxqBeginRun(id: string, batch: string, stats: string, ttl: number, batchId: string, now: number): Promise<(string | number | null)[]>;
   fluxqSettleCall(id: string, batch: string, stats: string, ...args: (string | number)[]): Promise<[number, number]>;
+  fluxqStartCall(id: string, limiter: string, batch: string, limiterMax: number, batchId: string, defaultMaxMp: string | number): Promise<[string, number | string]>;
   fluxqFinalize(...args: (string | number)[]): Promise<[number, string, number]>;
   fluxqReopen(id: string, batch: string, open: string, ttl: number, batchId: string, jobId: string): Promise<number>;
   fluxqCanCancel(id: string, active: string, jobId: string): Promise<'active' | 'final' | 'ok'>;
@@ -184,6 +210,7 @@ function withScripts(redis: RedisClient): RedisClient & ScriptedRedis {
   const r = redis as RedisClient & ScriptedRedis & { fluxqRecordScripts?: true };
   if (!r.fluxqRecordScripts) {
     redis.defineCommand('fluxqBeginRun', { numberOfKeys: 3, lua: BEGIN_RUN });
+    redis.defineCommand('fluxqStartCall', { numberOfKeys: 3, lua: START_CALL });
     redis.defineCommand('fluxqSettleCall', { numberOfKeys: 3, lua: SETTLE_CALL });
     redis.defineCommand('fluxqFinalize', { numberOfKeys: 7, lua: FINALIZE });
     redis.defineCommand('fluxqReopen', { numberOfKeys: 3, lua: REOPEN });
@@ -272,9 +299,26 @@ export class JobRecords {
     return { record, orphanedCalls: orphaned };
   }
 
-  /** Right before an upstream call is sent. */
-  async callStarted(jobId: string): Promise<void> {
-    await this.#redis.hincrby(this.#keys.idRecord(jobId), 'started', 1);
+  /**
+   * Right before an upstream call: `ok` (the call is now counted as started), or why it
+   * must not be made now (a 429 back-off window of the fleet, or the batch's budget).
+   */
+  async startCall(
+    jobId: string,
+    batchId: string | undefined,
+    opts: { limiterMax: number; defaultMaxMp: number | undefined },
+  ): Promise<{ verdict: 'ok' } | { verdict: 'rate_limited'; ttlMs: number } | { verdict: 'budget'; maxMp: number }> {
+    const [verdict, value] = await this.#redis.fluxqStartCall(
+      this.#keys.idRecord(jobId),
+      this.#keys.limiter,
+      this.#keys.batch(batchId ?? '-'),
+      opts.limiterMax,
+      batchId ?? '',
+      opts.defaultMaxMp ?? '',
+    );
+    if (verdict === 'rate_limited') return { verdict, ttlMs: Number(value) };
+    if (verdict === 'budget') return { verdict, maxMp: Number(value) };
+    return { verdict: 'ok' };
   }
 
   /** When an upstream call has an outcome; returns the job's ledger after it. */

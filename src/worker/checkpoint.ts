@@ -1,4 +1,5 @@
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { ImageExt } from '../shared/keys.js';
 import type { StoredImage } from '../shared/events.js';
 import type { UpstreamResponseMeta } from '../shared/upstream.js';
 
@@ -55,4 +56,20 @@ export async function findStoredImages(s3: S3Client, bucket: string, folder: str
   };
   if (first.seed !== undefined) result.seed = Number(first.seed);
   return result;
+}
+
+/**
+ * The cheap look for a job that has never started an upstream call: its first image can
+ * only be there if something else put it there, so one HEAD at the key its requested
+ * format predicts decides whether the full look (a LIST and a HEAD per image) is needed.
+ */
+export async function firstImageMayExist(s3: S3Client, bucket: string, folder: string, ext: ImageExt, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${folder}/0.${ext}` }), signal ? { abortSignal: signal } : {});
+    return true;
+  } catch (err) {
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 404 || (err as { name?: string }).name === 'NotFound') return false;
+    throw err;
+  }
 }

@@ -3,6 +3,8 @@ import { UpstreamError } from '../shared/errors.js';
 import type { Secret } from '../shared/secret.js';
 import type { UpstreamBody } from '../shared/upstream.js';
 import { classifyHttpError, classifyTransportError } from './classify.js';
+import type { DecodedResponse } from './decode.js';
+import { decodeUpstreamStream } from './decode-stream.js';
 
 export interface FluxClientOptions {
   /** `FLUX_API_BASE_URL`, without a trailing slash. */
@@ -18,8 +20,8 @@ export interface FluxClientOptions {
 
 export interface UpstreamAnswer {
   status: number;
-  /** The 200 body; decoded by decode.ts. */
-  bodyText: string;
+  /** The 200 body, decoded strictly while it arrived (decode-stream.ts). */
+  decoded: DecodedResponse;
   latencyMs: number;
 }
 
@@ -78,12 +80,20 @@ export class FluxClient {
         signal: combined,
       });
       status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        const length = Number(res.headers['content-length']);
+        try {
+          const decoded = await decodeUpstreamStream(res.body, Number.isFinite(length) ? length : undefined);
+          const latencyMs = performance.now() - started;
+          this.#observer?.({ status, latencyMs });
+          return { status, decoded, latencyMs };
+        } catch (err) {
+          if (err instanceof UpstreamError) this.#observer?.({ status, latencyMs: performance.now() - started, kind: err.kind });
+          throw err;
+        }
+      }
       const bodyText = await res.body.text();
       const latencyMs = performance.now() - started;
-      if (status >= 200 && status < 300) {
-        this.#observer?.({ status, latencyMs });
-        return { status, bodyText, latencyMs };
-      }
       const err = classifyHttpError(status, scrub(bodyText), {
         retryAfter: res.headers['retry-after'],
         location: res.headers.location,

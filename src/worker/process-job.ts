@@ -11,8 +11,8 @@ import { jobImageFolder, type RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
 import { toUpstreamBody, type UpstreamResponseMeta } from '../shared/upstream.js';
-import { findStoredImages } from './checkpoint.js';
-import { decodeUpstreamResponse, type DecodedResponse } from './decode.js';
+import { findStoredImages, firstImageMayExist } from './checkpoint.js';
+import type { DecodedResponse } from './decode.js';
 import type { FluxClient } from './flux-client.js';
 import { handleFailure, PoisonJobError, type Ledger, type OutcomeDeps } from './outcome.js';
 import { resolveInputs, type ResolveInputsDeps } from './resolve-inputs.js';
@@ -49,19 +49,6 @@ export function parseJobData(job: Job): JobData {
     throw new PoisonJobError(`job data is not a fluxq request (${where}: ${issue?.message ?? 'invalid'}); enqueue it with fluxq`);
   }
   return parsed.data as JobData;
-}
-
-/**
- * Is the queue inside a 429 back-off window? The worker already refuses to fetch
- * then, but a job fetched a moment before another worker's 429 must not be sent
- * either: no worker anywhere sends during the window.
- */
-async function backoffWindowMs(deps: ProcessorDeps): Promise<number> {
-  const [[, value], [, ttl]] = ((await deps.redis.pipeline().get(deps.keys.limiter).pttl(deps.keys.limiter).exec()) ?? []) as [
-    [unknown, string | null],
-    [unknown, number],
-  ];
-  return value !== null && Number(value) > deps.limiterMax && ttl > 0 ? ttl : 0;
 }
 
 function buildResult(
@@ -139,40 +126,37 @@ export function createProcessor(deps: ProcessorDeps) {
         return result;
       };
 
-      // Paid once: the bucket is the source of truth for "already generated".
-      const stored = await findStoredImages(deps.s3, bucket, folder, jobId, signal);
+      // Paid once: the bucket is the source of truth for "already generated". A job that
+      // never started a call can only find images someone else stored: one HEAD at the key
+      // its format predicts tells whether the full look is needed.
+      const firstRun = record.callsEver === 0;
+      const predicted = data.params.output_format === 'jpeg' ? 'jpg' : 'png';
+      const mayExist = !firstRun || (await firstImageMayExist(deps.s3, bucket, folder, predicted, signal));
+      const stored = mayExist ? await findStoredImages(deps.s3, bucket, folder, jobId, signal) : undefined;
       if (stored) {
         log.info('images already stored for this job: completing without an upstream call');
         return await complete(stored.images, stored.meta, stored.seed);
       }
 
-      let response: DecodedResponse | undefined = await deps.spool?.get(jobId, record.gen);
+      // Bytes an earlier attempt generated but could not upload (only after a call).
+      let response: DecodedResponse | undefined = firstRun ? undefined : await deps.spool?.get(jobId, record.gen);
+      const fromSpool = response !== undefined;
       if (response) log.info('uploading spooled images from an earlier attempt (no new upstream call)');
       if (!response) {
-        const waitMs = await backoffWindowMs(deps);
-        if (waitMs > 0) throw new RateLimitError();
-        if (batchId) {
-          const budget = await deps.batches.budget(batchId, deps.config.budget.maxMegapixelsPerBatch);
-          if (budget.maxMp !== undefined && budget.usedMp >= budget.maxMp) throw new BudgetError(batchId, budget.maxMp);
-        }
         const inputs = await resolveInputs(deps.inputs, data.inputs, signal);
         const body = toUpstreamBody(data.params, inputs);
-        await deps.records.callStarted(jobId);
-        let answer;
+        const start = await deps.records.startCall(jobId, batchId, { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch });
+        // Fetched just before another worker's 429: no worker sends during the window.
+        if (start.verdict === 'rate_limited') throw new RateLimitError();
+        if (start.verdict === 'budget') throw new BudgetError(batchId ?? '', start.maxMp);
         try {
-          answer = await deps.flux.generate(model, body, signal);
+          response = (await deps.flux.generate(model, body, signal)).decoded;
         } catch (err) {
           if (err instanceof UpstreamError) {
             const spends = err.kind === 'permanent' || err.kind === 'transient' || err.kind === 'ambiguous';
             ledger = await deps.records.callSettled(jobId, batchId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
           }
           throw err; // a shutdown abort stays unsettled: the next run counts it as possibly billed
-        }
-        try {
-          response = decodeUpstreamResponse(answer.bodyText);
-        } catch (err) {
-          ledger = await deps.records.callSettled(jobId, batchId, { spendsAttempt: true, ambiguous: true });
-          throw err;
         }
         const m = response.meta;
         ledger = await deps.records.callSettled(jobId, batchId, {
@@ -199,7 +183,7 @@ export function createProcessor(deps: ProcessorDeps) {
         },
       );
       deps.onStored?.(images.reduce((n, i) => n + i.bytes, 0));
-      if (deps.spool) await deps.spool.remove(jobId, record.gen).catch(() => undefined);
+      if (deps.spool && (spooled || fromSpool)) await deps.spool.remove(jobId, record.gen).catch(() => undefined);
       return await complete(images, generated.meta);
     } catch (err) {
       if (err instanceof UnrecoverableError) throw err;

@@ -5,7 +5,8 @@ import { synthPng, TINY_WEBP } from '../../src/demo/synth-image.js';
 import { decodeBase64Strict } from '../../src/shared/base64.js';
 import { UpstreamError } from '../../src/shared/errors.js';
 import { sniffImageType } from '../../src/shared/image-type.js';
-import { decodeUpstreamResponse, extractBase64Values } from '../../src/worker/decode.js';
+import { decodeUpstreamResponse } from '../../src/worker/decode.js';
+import { StreamingDecoder, MAX_SKELETON_BYTES } from '../../src/worker/decode-stream.js';
 
 const png = (() => {
   const p = synthPng({ width: 64, height: 64, entropy: 0.5, seed: 3 });
@@ -66,12 +67,57 @@ test('bad 200 bodies are ambiguous: not JSON, truncated, empty data, bad base64,
   }
 });
 
-test('the base64 cut handles escapes and stray "b64_json" text by falling back to JSON.parse', () => {
+/** Feed a body to the streaming decoder in pieces of `size` bytes. */
+function streamed(body: string, size: number, withLength = true) {
+  const bytes = Buffer.from(body, 'utf8');
+  const d = new StreamingDecoder(withLength ? bytes.length : undefined);
+  for (let i = 0; i < bytes.length; i += size) d.write(bytes.subarray(i, i + size));
+  return d.end();
+}
+
+function outcome(fn: () => ReturnType<typeof decodeUpstreamResponse>): unknown {
+  try {
+    const r = fn();
+    return { meta: r.meta, images: r.images.map((i) => ({ sha: i.sha256, ext: i.type.ext, bytes: i.bytes.toString('base64') })) };
+  } catch (err) {
+    return { error: (err as Error).message, kind: (err as UpstreamError).kind };
+  }
+}
+
+test('the streaming decoder gives exactly what the text decoder gives, whatever the chunking', () => {
   const b64 = png.toString('base64');
-  assert.deepEqual(extractBase64Values(body([b64]))?.values, [b64]);
-  const escaped = body([b64.replace(/\//g, '\\/')]);
-  assert.equal(extractBase64Values(escaped), undefined);
-  assert.deepEqual(decodeUpstreamResponse(escaped).images[0]?.bytes, png);
-  const stray = body([b64], ',"note":"see \\"b64_json\\" below"');
-  assert.deepEqual(decodeUpstreamResponse(stray).images[0]?.bytes, png);
+  const bodies = [
+    body([b64]),
+    body([b64, JPEG.toString('base64')]),
+    body([b64.replace(/\//g, '\\/')]), // JSON-escaped slashes
+    `{ "created" : 5, "data" : [ { "b64_json" :\n "${b64}" } ], "output_mp": 1 }`,
+    body([b64], ',"note":"see \\"b64_json\\" below"'),
+    body([b64.slice(0, -4) + 'A===']),
+    body([b64.slice(0, 8) + '=' + b64.slice(9)]),
+    body([b64.slice(0, 40) + '-' + b64.slice(41)]),
+    body([b64.slice(0, 40) + ' ' + b64.slice(41)]),
+    body([b64.slice(0, -1)]),
+    body([Buffer.from('plain text, no image here').toString('base64')]),
+    body([]),
+    body(['']),
+    '{"data":[{"url":"https://x"}]}',
+    body([b64]).slice(0, 500),
+    '<html>bad gateway</html>',
+    '',
+    '[1]',
+  ];
+  for (const [n, text] of bodies.entries()) {
+    const expected = outcome(() => decodeUpstreamResponse(text));
+    for (const size of [1, 3, 7, 64, 4096, 1 << 20]) {
+      assert.deepEqual(outcome(() => streamed(text, size)), expected, `body ${n}, chunks of ${size}`);
+    }
+    assert.deepEqual(outcome(() => streamed(text, 1000, false)), expected, `body ${n}, no content-length`);
+  }
+});
+
+test('the streaming decoder refuses a huge body that is not an answer, and b64_json outside data[]', () => {
+  const html = `<html>${'x'.repeat(MAX_SKELETON_BYTES + 10)}</html>`;
+  assert.throws(() => streamed(html, 65536), /ambiguous: HTTP 200: body is not valid JSON/);
+  const b64 = png.toString('base64');
+  assert.throws(() => streamed(`{"extra":{"b64_json":"${b64}"},"data":[{"b64_json":"${b64}"}]}`, 999), /b64_json found outside data\[\]/);
 });
