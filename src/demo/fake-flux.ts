@@ -25,7 +25,8 @@ export type Fault =
   | { type: 'not-image' } // a 200 whose b64_json decodes to non-image bytes
   | { type: 'webp' } // a 200 with a WebP image
   | { type: 'images'; count: number } // a 200 with several images
-  | { type: 'delay'; ms: number }; // extra latency, then a normal answer
+  | { type: 'delay'; ms: number } // extra latency, then a normal answer
+  | { type: 'dribble'; ms: number }; // a normal 200, its body written in ten pieces over `ms`
 
 export interface FaultRule {
   fault: Fault;
@@ -393,7 +394,33 @@ export class FakeFlux {
       return answer(200, [whole.subarray(0, Math.floor(whole.length / 2))]);
     }
     call.outcome = 'ok';
+    if (fault?.type === 'dribble') return this.#dribble(res, call, parts, fault.ms);
     return answer(200, parts);
+  }
+
+  #dribble(res: ServerResponse, call: CallRecord, parts: Buffer[], ms: number): void {
+    const whole = Buffer.concat(parts);
+    call.status = 200;
+    call.outcome = 'dribbling';
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(whole.length) });
+    const step = Math.ceil(whole.length / 10);
+    let i = 0;
+    const tick = () => {
+      if (res.destroyed) {
+        call.outcome = 'client went away mid-body';
+        return;
+      }
+      res.write(whole.subarray(i * step, (i + 1) * step));
+      i++;
+      if (i < 10) setTimeout(tick, ms / 10);
+      else {
+        call.outcome = 'ok';
+        res.end(() => {
+          call.endedAt = Date.now();
+        });
+      }
+    };
+    tick();
   }
 
   #png(width: number, height: number): SplitPng {

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
@@ -92,7 +93,7 @@ export interface Harness {
 
 export async function startHarness(t: TestContext | undefined, opts: HarnessOptions = {}): Promise<Harness> {
   const id = randomUUID().slice(0, 8);
-  const prefix = `t-${id}`;
+  const prefix = opts.env?.QUEUE_PREFIX ?? `t-${id}`;
   const queueName = 'generate';
   const bucket = `fluxq-t-${id}`;
   const redisUrl = opts.redisUrl ?? (await testRedisUrl());
@@ -254,6 +255,7 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       s3.destroy();
       redis.disconnect();
       await Promise.all([fake.close(), s3server.close()]);
+      await rm(s3server.directory, { recursive: true, force: true }).catch(() => undefined);
     },
   };
   if (t) t.after(() => h.close());
