@@ -26,9 +26,10 @@ function rgba(opts: SynthOptions): Buffer {
     x ^= x << 5;
     return x >>> 0;
   };
-  const noisyEvery = opts.entropy <= 0 ? Infinity : Math.max(1, Math.round(1 / opts.entropy));
+  const share = Math.min(Math.max(opts.entropy, 0), 1);
   for (let row = 0; row < height; row++) {
-    const noisy = row % noisyEvery === 0;
+    // Spread the noisy rows evenly: row r is noisy when r × share crosses a whole number.
+    const noisy = Math.floor((row + 1) * share) > Math.floor(row * share);
     for (let col = 0; col < width; col++) {
       const o = (row * width + col) * 4;
       if (noisy) {

@@ -3,6 +3,7 @@ import type { BatchStore } from '../shared/batch-store.js';
 import type { JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
 import type { RedisKeys } from '../shared/keys.js';
+import { readJob } from './job-status.js';
 import type { JobResult } from '../shared/result.js';
 
 export interface CancelDeps {
@@ -21,16 +22,16 @@ export type CancelOutcome = 'cancelled' | 'active' | 'final' | 'unknown';
  * the job up in the instant between finds it cancelled and makes no upstream call.
  */
 export async function cancelJob(deps: CancelDeps, jobId: string): Promise<CancelOutcome> {
-  const [record, job] = await Promise.all([deps.records.get(jobId), deps.queue.getJob(jobId)]);
-  if (!record && !job) return 'unknown';
+  const [record, read] = await Promise.all([deps.records.get(jobId), readJob(deps.queue, jobId)]);
+  if (!record && !read) return 'unknown';
   const verdict = await deps.records.canCancel(jobId, deps.keys.bullActive);
   if (verdict !== 'ok') return verdict;
-  if (job) {
-    const state = await job.getState();
+  if (read) {
+    const state = await deps.queue.getJobState(jobId);
     if (state === 'active') return 'active';
     if (state === 'completed' || state === 'failed') return 'final';
   }
-  const batchId = record?.batchId ?? job?.data?.batch;
+  const batchId = record?.batchId ?? (read && read !== 'unreadable' ? read.data?.batch : undefined);
   const fin = await deps.records.finalize(jobId, { state: 'cancelled', batchId });
   if (!fin.recorded) return 'final';
   await deps.queue.remove(jobId).catch(() => 0);

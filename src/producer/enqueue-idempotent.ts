@@ -95,10 +95,18 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
     await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: generationJobOptions(deps.config, it.id, priority) })));
   }
   for (const it of toRetry) {
-    const job = await Job.fromId<JobData, JobResult>(queue, it.id);
-    if (!job) continue;
-    await job.updateData(it.data);
-    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    const job = await Job.fromId<JobData, JobResult>(queue, it.id).catch((err: unknown) => {
+      if (err instanceof SyntaxError) return 'unreadable' as const;
+      throw err;
+    });
+    if (job === 'unreadable') {
+      // Another client's unreadable data: replace the failed job with this request.
+      await queue.remove(it.id);
+      await queue.add(JOB_NAME, it.data, generationJobOptions(deps.config, it.id, priority));
+    } else if (job) {
+      await job.updateData(it.data);
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    }
     deps.log.info({ jobId: it.id }, 'failed job enqueued again: retrying it with fresh attempts');
   }
   return outcomes;

@@ -41,10 +41,24 @@ export interface JobStatusDeps {
   records: JobRecords;
 }
 
+/**
+ * BullMQ's job, or 'unreadable' when its stored data is not JSON (another client wrote
+ * it): reading must not fail for that, the state is still known.
+ */
+export async function readJob(queue: Queue<JobData, JobResult>, id: string): Promise<Job<JobData, JobResult> | undefined | 'unreadable'> {
+  try {
+    return (await queue.getJob(id)) as Job<JobData, JobResult> | undefined;
+  } catch (err) {
+    if (err instanceof SyntaxError) return 'unreadable';
+    throw err;
+  }
+}
+
 /** The status of one job, from its id record (which outlives the job) and BullMQ. */
 export async function getJobStatus(deps: JobStatusDeps, id: string): Promise<JobStatus | undefined> {
-  const [record, job] = await Promise.all([deps.records.get(id), deps.queue.getJob(id) as Promise<Job<JobData, JobResult> | undefined>]);
-  if (!record && !job) return undefined;
+  const [record, read] = await Promise.all([deps.records.get(id), readJob(deps.queue, id)]);
+  const job = read === 'unreadable' ? undefined : read;
+  if (!record && !read) return undefined;
   const status: JobStatus = {
     id,
     state: 'waiting',
@@ -57,6 +71,10 @@ export async function getJobStatus(deps: JobStatusDeps, id: string): Promise<Job
     status.state = record.state;
     if (record.state === 'completed' && record.result) status.result = JSON.parse(record.result) as JobResult;
     if (record.state === 'failed' && record.error) status.error = record.error;
+    return status;
+  }
+  if (read === 'unreadable') {
+    status.state = mapBullState(await deps.queue.getJobState(id), await deps.queue.isPaused());
     return status;
   }
   if (!job) return undefined;

@@ -144,6 +144,10 @@ export const envSchema = z.object({
   WEBHOOK_TIMEOUT_MS: int(100),
   WEBHOOK_ATTEMPTS: int(1, 100),
   WEBHOOK_BACKOFF_MS: int(1),
+  KEEP_COMPLETED_JOBS: int(0),
+  KEEP_COMPLETED_AGE_S: int(1),
+  KEEP_FAILED_JOBS: int(0),
+  KEEP_FAILED_AGE_S: int(1),
   LOCK_DURATION_MS: int(1000),
   STALLED_INTERVAL_MS: int(1000),
   UPLOAD_RETRY_WINDOW_MS: int(0),
@@ -174,6 +178,9 @@ export interface Config {
     lockDurationMs: number;
     stalledIntervalMs: number;
     uploadRetryWindowMs: number;
+    /** BullMQ retention of finished jobs (the id record keeps results for IDEMPOTENCY_TTL_S). */
+    keepCompleted: { count: number; age: number };
+    keepFailed: { count: number; age: number };
   };
   idempotencyTtlS: number;
   s3: {
@@ -273,6 +280,8 @@ function toConfig(raw: RawEnv): Config {
       lockDurationMs: raw.LOCK_DURATION_MS ?? 60_000,
       stalledIntervalMs: raw.STALLED_INTERVAL_MS ?? 30_000,
       uploadRetryWindowMs: raw.UPLOAD_RETRY_WINDOW_MS ?? 120_000,
+      keepCompleted: { count: raw.KEEP_COMPLETED_JOBS ?? 1000, age: raw.KEEP_COMPLETED_AGE_S ?? 24 * 3600 },
+      keepFailed: { count: raw.KEEP_FAILED_JOBS ?? 10_000, age: raw.KEEP_FAILED_AGE_S ?? 7 * 24 * 3600 },
     },
     idempotencyTtlS: raw.IDEMPOTENCY_TTL_S ?? 604_800,
     s3: {

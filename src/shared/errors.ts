@@ -85,14 +85,31 @@ export class InputUnavailableError extends Error {
   }
 }
 
-/** S3 could not store or read an object; the bytes are kept and the upload retried. */
+/**
+ * S3 could not store or read an object. Waiting helps (the bytes are kept and the upload
+ * retried) unless `config` says the bucket or the credentials are wrong, which no retry
+ * fixes and which every job would hit alike.
+ */
 export class StorageError extends Error {
   override readonly name = 'StorageError';
   readonly retryable = true;
+  readonly config: boolean;
 
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; config?: boolean }) {
     super(oneLine(message), options);
+    this.config = options?.config ?? false;
   }
+}
+
+/** S3 error names that mean a wrong bucket or wrong credentials: waiting does not help. */
+export const S3_CONFIG_ERRORS: ReadonlySet<string> = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidBucketName', 'PermanentRedirect', 'AuthorizationHeaderMalformed']);
+
+/** Wrap an S3 SDK error as a StorageError saying what was being done. */
+export function storageError(doing: string, err: unknown): StorageError {
+  const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  const name = e.name ?? e.code ?? 'Error';
+  return new StorageError(`${doing} failed: ${name}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`, { cause: err, config: S3_CONFIG_ERRORS.has(name) });
 }
 
 /** A batch reached its megapixel budget: the job fails without an upstream call. */

@@ -1,4 +1,5 @@
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { storageError } from '../shared/errors.js';
 import type { ImageExt } from '../shared/keys.js';
 import type { StoredImage } from '../shared/events.js';
 import type { UpstreamResponseMeta } from '../shared/upstream.js';
@@ -18,6 +19,15 @@ const IMAGE_NAME = /\/(\d+)\.(png|jpg|webp)$/;
  * Anything partial or foreign counts as not stored.
  */
 export async function findStoredImages(s3: S3Client, bucket: string, folder: string, jobId: string, signal?: AbortSignal): Promise<StoredResult | undefined> {
+  try {
+    return await lookInBucket(s3, bucket, folder, jobId, signal);
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw storageError(`looking for stored images under s3://${bucket}/${folder}/`, err);
+  }
+}
+
+async function lookInBucket(s3: S3Client, bucket: string, folder: string, jobId: string, signal?: AbortSignal): Promise<StoredResult | undefined> {
   const opts = signal ? { abortSignal: signal } : {};
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${folder}/`, MaxKeys: 64 }), opts);
   const candidates = (listed.Contents ?? [])
@@ -70,6 +80,7 @@ export async function firstImageMayExist(s3: S3Client, bucket: string, folder: s
   } catch (err) {
     const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 404 || (err as { name?: string }).name === 'NotFound') return false;
-    throw err;
+    if (signal?.aborted) throw err;
+    throw storageError(`looking for stored images at s3://${bucket}/${folder}/0.${ext}`, err);
   }
 }

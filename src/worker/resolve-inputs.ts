@@ -1,5 +1,5 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { InputError, StorageError } from '../shared/errors.js';
+import { InputError, storageError } from '../shared/errors.js';
 import { sniffImageType } from '../shared/image-type.js';
 import type { InputImageField } from '../shared/upstream.js';
 
@@ -25,7 +25,7 @@ async function readS3(deps: ResolveInputsDeps, field: InputImageField, ref: stri
     const name = (err as { name?: string }).name;
     if (name === 'NoSuchKey' || name === 'NotFound' || name === 'NoSuchBucket') throw new InputError(field, `${ref} not found`);
     if (name === 'AccessDenied') throw new InputError(field, `${ref} is not readable (access denied)`);
-    throw new StorageError(`${field}: reading ${ref} failed: ${(err as Error).message}`, { cause: err });
+    throw storageError(`${field}: reading ${ref}`, err);
   }
   if (res.ContentLength !== undefined && res.ContentLength > deps.maxBytes) {
     res.Body?.transformToWebStream().cancel().catch(() => undefined);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { StorageError } from '../shared/errors.js';
+import { storageError, type StorageError } from '../shared/errors.js';
 import type { StoredImage } from '../shared/events.js';
 import { imageKey } from '../shared/keys.js';
 import type { UpstreamResponseMeta } from '../shared/upstream.js';
@@ -37,14 +37,6 @@ export function toS3Metadata(m: ImageObjectMeta): Record<string, string> {
   return out;
 }
 
-/** Errors that waiting will not fix: a wrong bucket or credentials. */
-const CONFIG_ERRORS = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidBucketName']);
-
-function describeS3Error(err: unknown): string {
-  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; code?: string };
-  const status = e.$metadata?.httpStatusCode;
-  return `${e.name ?? e.code ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`;
-}
 
 /** One image, one PUT: a Buffer body (never a stream: s3rver and others store aws-chunked framing verbatim). */
 export async function uploadImage(
@@ -117,11 +109,10 @@ export async function storeImages(s3: S3Client, input: StoreImagesInput, opts: S
       );
       return stored as StoredImage[];
     } catch (err) {
-      const name = (err as { name?: string }).name ?? '';
-      const failure = new StorageError(`upload to s3://${input.bucket}/${input.folder}/ failed: ${describeS3Error(err)}`, { cause: err });
+      const failure = storageError(`upload to s3://${input.bucket}/${input.folder}/`, err);
       await opts.onFailure?.(failure, round);
       if (opts.signal?.aborted) throw err;
-      if (CONFIG_ERRORS.has(name) || Date.now() >= deadline) throw failure;
+      if (failure.config || Date.now() >= deadline) throw failure;
       const wait = Math.min(1000 * 2 ** (round - 1), 15_000, Math.max(0, deadline - Date.now()));
       await sleep(wait, undefined, opts.signal ? { signal: opts.signal } : {});
     }

@@ -20,9 +20,6 @@ import { Spool } from './spool.js';
 import type { WorkerMetrics } from './metrics.js';
 import { WebhookService } from './webhooks.js';
 
-/** Finished jobs kept in BullMQ (the id record keeps results for IDEMPOTENCY_TTL_S). */
-export const KEEP_COMPLETED = { age: 24 * 3600, count: 1000 };
-export const KEEP_FAILED = { age: 7 * 24 * 3600, count: 10_000 };
 /** BullMQ's limiter max when RATE_LIMIT_MAX is unset: a limiter must exist for 429 back-off to hold. */
 export const UNLIMITED_STARTS = 1_000_000;
 
@@ -172,8 +169,9 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     maxStalledCount: 1 + config.worker.maxAmbiguousRetries + 2,
     // 429s and pauses put a job back without an attempt; this ends a job that loops forever.
     maxStartedAttempts: 1000,
-    removeOnComplete: KEEP_COMPLETED,
-    removeOnFail: KEEP_FAILED,
+    // Set on the Worker, not per job (per-job options are copied into every job hash, #2625).
+    removeOnComplete: config.worker.keepCompleted,
+    removeOnFail: config.worker.keepFailed,
     metrics: { maxDataPoints: MetricsTime.ONE_WEEK * 2 },
   });
 
