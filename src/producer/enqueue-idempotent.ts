@@ -94,6 +94,7 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
   if (toAdd.length > 0) {
     await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: generationJobOptions(deps.config, it.id, priority) })));
   }
+  deps.log.debug({ created: toCreate.length, existing: items.length - toAdd.length - toRetry.length, retried: toReopen.length + toRetry.length }, 'enqueued a chunk');
   for (const it of toRetry) {
     const job = await Job.fromId<JobData, JobResult>(queue, it.id).catch((err: unknown) => {
       if (err instanceof SyntaxError) return 'unreadable' as const;

@@ -8,6 +8,8 @@ import type { InputImageField } from '../shared/upstream.js';
 import { checkImageBytes, checkS3Input, decodeInlineImage, inputForm, parseS3Ref, storeInputImage, type InputStoreDeps } from './inputs.js';
 import { BulkValidationError, validateRequests, type ItemProblems } from './validate.js';
 
+export { refuseWebhookUrl } from './validate.js';
+
 /** A validated request, ready for Redis: its id, batch and reference-only job data. */
 export interface PreparedRequest {
   id: string;
@@ -22,6 +24,8 @@ export interface PrepareContext {
   batch?: string | undefined;
   /** CLI only: the bytes of an input value that names a local file, or undefined. */
   readLocalInput?: ((field: InputImageField, value: string) => Promise<Buffer | undefined>) | undefined;
+  /** CLI only: whether a value names an existing local file (checked during validation). */
+  localFile?: ((value: string) => boolean) | undefined;
   /** DNS for input URL hosts (default: the system's). */
   resolver?: AddressPolicy['resolver'];
 }
@@ -45,19 +49,8 @@ async function checkUrlInput(field: InputImageField, value: string, ctx: Prepare
   if ('refused' in resolved && !/does not resolve/.test(resolved.refused)) throw new InputError(field, `${value} is refused: ${resolved.refused}`);
 }
 
-export const WEBHOOK_SCHEMES = ['http:', 'https:'];
-
-/** Why a webhook URL is refused at enqueue, when that can be decided without DNS (SPEC §7). */
-export function refuseWebhookUrl(url: string, config: Config): string | undefined {
-  try {
-    return refuseWithoutDns(new URL(url), { allowedHosts: config.webhooks.allowedHosts }, WEBHOOK_SCHEMES);
-  } catch {
-    return 'is not a valid URL';
-  }
-}
-
 /** Inline inputs → S3 references; s3:// and https:// references are kept. */
-async function prepareInputs(env: Envelope, ctx: PrepareContext, known: Set<string>): Promise<JobData['inputs']> {
+async function prepareInputs(env: Envelope, ctx: PrepareContext, known: Set<string>, decoded: Partial<Record<InputImageField, Buffer>> = {}): Promise<JobData['inputs']> {
   const out: Partial<Record<InputImageField, string>> = {};
   const maxBytes = ctx.config.inputs.maxBytes;
   for (const [field, value] of Object.entries(envelopeInputs(env)) as [InputImageField, string][]) {
@@ -72,7 +65,7 @@ async function prepareInputs(env: Envelope, ctx: PrepareContext, known: Set<stri
       await checkUrlInput(field, value, ctx);
       out[field] = value;
     } else if (form === 'data-url' || form === 'base64') {
-      out[field] = await storeInputImage(ctx.inputStore(), field, decodeInlineImage(field, value, maxBytes), known);
+      out[field] = await storeInputImage(ctx.inputStore(), field, decoded[field] ?? decodeInlineImage(field, value, maxBytes), known);
     } else {
       const bytes = ctx.readLocalInput ? await ctx.readLocalInput(field, value) : undefined;
       if (!bytes) {
@@ -100,20 +93,16 @@ function toJobData(env: Envelope, batchId: string | undefined, inputs: JobData['
  * BulkValidationError naming each bad item, and nothing is enqueued.
  */
 export async function prepareRequests(requests: readonly unknown[], ctx: PrepareContext): Promise<PreparedRequest[]> {
-  const { envelopes, problems } = validateRequests(requests);
+  const { envelopes, problems, decoded } = validateRequests(requests, { config: ctx.config, ...(ctx.localFile ? { localFile: ctx.localFile } : {}) });
   const bad: ItemProblems[] = [...problems];
-  envelopes.forEach((env, index) => {
-    const why = env?.webhook_url ? refuseWebhookUrl(env.webhook_url, ctx.config) : undefined;
-    if (why) bad.push({ index, details: [{ path: 'webhook_url', message: `refused: ${why}` }] });
-  });
-  if (bad.length > 0) throw new BulkValidationError(bad.sort((a, b) => a.index - b.index));
+  if (bad.length > 0) throw new BulkValidationError(bad);
 
   const known = new Set<string>();
   const prepared: PreparedRequest[] = [];
   for (const [index, env] of (envelopes as Envelope[]).entries()) {
     const batchId = env.batch ?? ctx.batch;
     try {
-      const inputs = await prepareInputs(env, ctx, known);
+      const inputs = await prepareInputs(env, ctx, known, decoded.get(index));
       prepared.push({ id: env.id ?? randomUUID(), batchId, data: toJobData(env, batchId, inputs) });
     } catch (err) {
       if (err instanceof InputError) bad.push({ index, details: [{ path: err.field, message: err.message.slice(err.field.length + 2) }] });

@@ -43,6 +43,8 @@ export interface EnqueueOptions {
   batchWebhook?: { url: string; secret: string };
   /** CLI only: the bytes of an input value that names a local file, or undefined. */
   readLocalInput?: (field: InputImageField, value: string) => Promise<Buffer | undefined>;
+  /** CLI only: whether a value names an existing local file (checked during validation). */
+  localFile?: (value: string) => boolean;
 }
 
 export interface BulkEnqueueResult {
@@ -120,7 +122,7 @@ export function createProducer(opts: ProducerOptions): Producer {
       const why = refuseWebhookUrl(o.batchWebhook.url, config);
       if (why) throw new ValidationError([{ path: 'webhook_url', message: `refused: ${why}` }]);
     }
-    const prepared = await prepareRequests(requests, { config, inputStore, batch: o.batch, readLocalInput: o.readLocalInput });
+    const prepared = await prepareRequests(requests, { config, inputStore, batch: o.batch, readLocalInput: o.readLocalInput, localFile: o.localFile });
     const batchOptions: BatchOptions = {};
     if (o.maxMegapixels !== undefined) batchOptions.maxMegapixels = o.maxMegapixels;
     if (o.batchWebhook) batchOptions.webhook = o.batchWebhook;

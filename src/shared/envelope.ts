@@ -64,14 +64,21 @@ function findForbiddenKey(value: unknown, path: string[] = []): string[] | undef
   return undefined;
 }
 
+// Checked on the raw JSON value: a record schema would rebuild the object, and assigning a
+// `__proto__` key rebuilds its prototype instead of refusing it.
 const metadata = z
-  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+  .unknown()
   .superRefine((value, ctx) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+      return;
+    }
     const bad = findForbiddenKey(value);
     if (bad) ctx.addIssue({ code: 'custom', message: `key "${bad.at(-1)}" is not allowed`, path: bad.slice(0, -1) });
     const size = Buffer.byteLength(JSON.stringify(value));
     if (size > MAX_METADATA_BYTES) ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON, got ${size}` });
-  });
+  })
+  .transform((value) => value as Record<string, unknown>);
 
 const webhookUrl = z
   .string({ error: 'must be a string' })

@@ -94,6 +94,7 @@ export function createProcessor(deps: ProcessorDeps) {
       const record = begun.record;
       ledger = { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
       if (begun.orphanedCalls > 0) log.warn({ orphanedCalls: begun.orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
+      log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId }, 'run started');
       if (record.state === 'completed' && record.result) return JSON.parse(record.result) as JobResult;
       if (record.state === 'failed' || record.state === 'cancelled') throw new UnrecoverableError(record.error ?? record.state);
 
@@ -149,8 +150,11 @@ export function createProcessor(deps: ProcessorDeps) {
         // Fetched just before another worker's 429: no worker sends during the window.
         if (start.verdict === 'rate_limited') throw new RateLimitError();
         if (start.verdict === 'budget') throw new BudgetError(batchId ?? '', start.maxMp);
+        log.debug({ model, fields: Object.keys(body), inputs: Object.keys(inputs).length }, 'calling upstream');
         try {
-          response = (await deps.flux.generate(model, body, signal)).decoded;
+          const answer = await deps.flux.generate(model, body, signal);
+          response = answer.decoded;
+          log.debug({ status: answer.status, latencyMs: Math.round(answer.latencyMs), images: response.images.length, output_mp: response.meta.output_mp }, 'upstream answered');
         } catch (err) {
           if (err instanceof UpstreamError) {
             const spends = err.kind === 'permanent' || err.kind === 'transient' || err.kind === 'ambiguous';
@@ -183,6 +187,7 @@ export function createProcessor(deps: ProcessorDeps) {
         },
       );
       deps.onStored?.(images.reduce((n, i) => n + i.bytes, 0));
+      log.trace({ keys: images.map((i) => i.key), bytes: images.map((i) => i.bytes) }, 'images stored');
       if (deps.spool && (spooled || fromSpool)) await deps.spool.remove(jobId, record.gen).catch(() => undefined);
       return await complete(images, generated.meta);
     } catch (err) {

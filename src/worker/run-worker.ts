@@ -2,6 +2,7 @@ import { loadConfig } from '../shared/config.js';
 import { EXIT } from '../shared/exit-codes.js';
 import { createLogger } from '../shared/logger.js';
 import { createRedis, describeRedis } from '../shared/redis.js';
+import { assertNoEviction } from '../shared/redis-policy.js';
 import { createS3Client } from '../shared/s3.js';
 import type { Secret } from '../shared/secret.js';
 import { FluxClient } from './flux-client.js';
@@ -31,6 +32,13 @@ export async function runWorker(io: RunWorkerIO): Promise<number> {
     if (lastRedisError) logger.info('redis connection is back');
     lastRedisError = '';
   });
+  // Before BullMQ connects (and prints its own warnings): refuse an evicting Redis.
+  try {
+    await assertNoEviction(redis, logger);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
   const s3 = createS3Client(config, { maxSockets: config.worker.concurrency * 2 });
   const flux = new FluxClient({
     baseUrl: config.flux.baseUrl,
@@ -40,7 +48,15 @@ export async function runWorker(io: RunWorkerIO): Promise<number> {
   });
   const metrics = config.worker.metricsPort !== undefined ? new WorkerMetrics() : undefined;
   const fw = createWorker({ config, redis, s3, flux, logger, ...(metrics ? { metrics } : {}) });
-  await fw.ready;
+  try {
+    await fw.ready;
+  } catch (err) {
+    // Cannot start (e.g. an evicting Redis): release everything, then let the CLI report it.
+    await fw.close().catch(() => undefined);
+    s3.destroy();
+    redis.disconnect();
+    throw err;
+  }
   const served = metrics && config.worker.metricsPort !== undefined ? await serveMetrics(metrics.registry, config.worker.metricsPort, config.api.host) : undefined;
   if (served) logger.info({ port: served.port }, 'worker metrics at /metrics');
   const signal = await io.stopSignal;

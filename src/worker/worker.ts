@@ -8,6 +8,7 @@ import type { JobData } from '../shared/job-data.js';
 import { BatchStore } from '../shared/batch-store.js';
 import { JobRecords, type FinalizeOutcome } from '../shared/job-record.js';
 import { redisKeys } from '../shared/keys.js';
+import { assertNoEviction } from '../shared/redis-policy.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
@@ -208,6 +209,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
 
   const ready = (async () => {
     await worker.waitUntilReady();
+    await assertNoEviction(redis, log);
     await applyQueueSettings(queue, config);
     if (opts.autorun !== false) {
       void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));

@@ -83,6 +83,8 @@ export interface Harness {
   producer(extra?: Record<string, string>): Producer;
   worker(extra?: Record<string, string>, opts?: Partial<Pick<CreateWorkerOptions, 'resolver' | 'sweepMs' | 'metrics' | 'tlsCa'>>): Promise<FluxqWorker>;
   spawnWorker(extra?: Record<string, string>): Promise<WorkerProcess>;
+  /** Any long-running `fluxq` command (e.g. `api`), ready once a line matches `ready`. */
+  spawnFluxq(args: string[], extra: Record<string, string>, ready: RegExp): Promise<WorkerProcess>;
   cli(args: string[], opts?: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string }): Promise<CliResult>;
   events(): Promise<FluxqEvent[]>;
   listObjects(prefix?: string): Promise<string[]>;
@@ -154,8 +156,11 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       await w.ready;
       return w;
     },
-    async spawnWorker(extra = {}) {
-      const proc = spawn(process.execPath, ['--import', TSX, CLI, 'worker'], {
+    spawnWorker(extra = {}) {
+      return h.spawnFluxq(['worker'], extra, /worker ready/);
+    },
+    async spawnFluxq(args, extra, ready) {
+      const proc = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
         cwd: REPO,
         env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extra },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -201,7 +206,7 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
           });
         },
       };
-      await wp.waitForLine(/worker ready/);
+      await wp.waitForLine(ready);
       return wp;
     },
     async cli(args, o = {}) {

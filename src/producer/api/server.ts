@@ -24,13 +24,19 @@ export interface Api {
 export async function buildApi(deps: ApiDeps): Promise<Api> {
   const { config, producer, logger } = deps;
   const log = logger.child({ component: 'api' });
-  const app = Fastify({ bodyLimit: config.api.bodyLimitBytes, logger: false, trustProxy: false });
+  // Prototype keys are parsed as plain own properties (JSON.parse pollutes nothing) so
+  // that validation refuses them naming their path, like the library and the CLI do.
+  const app = Fastify({ bodyLimit: config.api.bodyLimitBytes, logger: false, trustProxy: false, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const webhookQueue = new Queue(producer.keys.webhookQueueName, { connection: producer.redis, prefix: config.queue.prefix });
   webhookQueue.on('error', () => undefined);
 
   await app.register(cookie);
   app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
 
+  app.addHook('onResponse', async (req, reply) => {
+    // The path only: queries can carry the page login token.
+    log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof ValidationError) return reply.code(400).send({ error: err.message, details: err.details });
     if (err instanceof QueueUnavailableError) return reply.code(503).send({ error: err.message });

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, statSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -44,6 +44,18 @@ function parsePriority(v: string | undefined): number | undefined {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < 1 || n > 2_097_152) throw new CliError(`--priority must be an integer from 1 (highest) to 2097152, got "${v}"`, EXIT.usage);
   return n;
+}
+
+/** Whether an input value names an existing local file (relative to the JSONL file). */
+function localFileExists(baseDir: string) {
+  return (value: string): boolean => {
+    if (value.length > 4096 || value.includes('\0')) return false;
+    try {
+      return statSync(isAbsolute(value) ? value : resolve(baseDir, value)).isFile();
+    } catch {
+      return false;
+    }
+  };
 }
 
 /** CLI only: an input value that names an existing file (relative to the JSONL file) is that file. */
@@ -97,7 +109,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
   }
   const describe = (items: { index: number; details: { path: string; message: string }[] }[]) =>
     items.flatMap((it) => it.details.map((d) => `line ${lineNumbers[it.index]}: ${d.path ? `${d.path}: ` : ''}${d.message}`));
-  problems.push(...describe(validateRequests(requests).problems));
+  const baseDir = file === '-' ? process.cwd() : dirname(resolve(file));
+  problems.push(...describe(validateRequests(requests, { config, localFile: localFileExists(baseDir) }).problems));
   if (problems.length > 0) {
     problems.sort((a, b) => Number(/\d+/.exec(a)?.[0]) - Number(/\d+/.exec(b)?.[0]));
     throw new CliError(`${problems.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, problems);
@@ -112,7 +125,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
         priority,
         ...(maxMegapixels !== undefined ? { maxMegapixels } : {}),
         ...(batchWebhook ? { batchWebhook } : {}),
-        readLocalInput: localInputReader(file === '-' ? process.cwd() : dirname(resolve(file))),
+        readLocalInput: localInputReader(baseDir),
+        localFile: localFileExists(baseDir),
       });
     } catch (err) {
       if (err instanceof BulkValidationError) throw new CliError(`${err.items.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, describe(err.items));
