@@ -109,6 +109,7 @@ export const envSchema = z.object({
   }),
   AUTO_CONCURRENCY_MIN: int(1, 10_000),
   AUTO_CONCURRENCY_MAX: int(1, 10_000),
+  AUTO_PROBE_ROUNDS: int(1, 100_000),
   RATE_LIMIT_MAX: int(1),
   RATE_LIMIT_DURATION_MS: int(1),
   MAX_AMBIGUOUS_RETRIES: int(0, 100),
@@ -167,6 +168,7 @@ export interface Config {
     globalConcurrency: number | 'auto' | undefined;
     autoConcurrencyMin: number;
     autoConcurrencyMax: number;
+    autoProbeRounds: number;
     rateLimit: { max: number; durationMs: number } | undefined;
     maxAmbiguousRetries: number;
     jobAttempts: number;
@@ -269,6 +271,7 @@ function toConfig(raw: RawEnv): Config {
       globalConcurrency: raw.GLOBAL_CONCURRENCY,
       autoConcurrencyMin: raw.AUTO_CONCURRENCY_MIN ?? 1,
       autoConcurrencyMax: raw.AUTO_CONCURRENCY_MAX ?? 64,
+      autoProbeRounds: raw.AUTO_PROBE_ROUNDS ?? 100,
       rateLimit,
       maxAmbiguousRetries: raw.MAX_AMBIGUOUS_RETRIES ?? 2,
       jobAttempts: raw.JOB_ATTEMPTS ?? 5,

@@ -36,6 +36,10 @@ export interface RedisKeys {
   limiter: string;
   /** BullMQ's meta hash (paused flag, global concurrency). */
   meta: string;
+  /** The adaptive concurrency controller's state (a hash), GLOBAL_CONCURRENCY=auto. */
+  concurrency: string;
+  /** BullMQ's wake-up marker (a zset): idle workers block on it. */
+  bullMarker: string;
   /** Fleet-wide totals since the queue was created (a hash): what `/metrics` reports. */
   stats: string;
   /** Why the queue is paused (set once per pause, so `queue.paused` is emitted once). */
@@ -63,6 +67,8 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     limiter: `${prefix}:${queueName}:limiter`,
     meta: `${prefix}:${queueName}:meta`,
     stats: `${prefix}:stats`,
+    concurrency: `${prefix}:concurrency`,
+    bullMarker: `${prefix}:${queueName}:marker`,
     pauseReason: `${prefix}:pause-reason`,
     webhookQueueName: `${queueName}-webhooks`,
   };

@@ -15,6 +15,7 @@ import type { JobResult } from '../shared/result.js';
 import type { HostResolver } from '../shared/address-policy.js';
 import type { FluxClient } from './flux-client.js';
 import { createProcessor, type ProcessorDeps } from './process-job.js';
+import { AdaptiveConcurrency } from './adaptive-concurrency.js';
 import { BatchCompleter } from './batch-completion.js';
 import { createUrlInputFetcher } from './fetch-input-url.js';
 import { Spool } from './spool.js';
@@ -76,10 +77,10 @@ class FluxqBullWorker extends Worker<JobData, JobResult> {
   }
 }
 
-async function applyQueueSettings(queue: Queue, config: Config): Promise<void> {
+async function applyQueueSettings(queue: Queue, config: Config, adaptive: AdaptiveConcurrency | undefined): Promise<void> {
   const g = config.worker.globalConcurrency;
   if (typeof g === 'number') await queue.setGlobalConcurrency(g);
-  else if (g === 'auto') await queue.setGlobalConcurrency(config.worker.autoConcurrencyMin);
+  else if (adaptive) await adaptive.start();
   else await queue.removeGlobalConcurrency();
 }
 
@@ -111,8 +112,23 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
 
   const m = opts.metrics;
   const hooks = opts.hooks ?? {};
+  const adaptive =
+    config.worker.globalConcurrency === 'auto'
+      ? new AdaptiveConcurrency(
+          redis,
+          keys,
+          { min: config.worker.autoConcurrencyMin, max: config.worker.autoConcurrencyMax, probeRounds: config.worker.autoProbeRounds },
+          log,
+          (limit) => m?.globalConcurrency.set(limit),
+        )
+      : undefined;
+  const feed = (outcome: 'ok' | '429', retryAfterMs?: number) =>
+    void adaptive?.observe(outcome, retryAfterMs).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'adaptive concurrency update failed'));
+  flux.observe((o) => {
+    m?.observeUpstream(o);
+    if (o.status === 200 && o.kind === undefined) feed('ok');
+  });
   if (m) {
-    flux.observe((o) => m.observeUpstream(o));
     m.concurrency.set(config.worker.concurrency);
     m.globalConcurrency.set(typeof config.worker.globalConcurrency === 'number' ? config.worker.globalConcurrency : 0);
   }
@@ -135,6 +151,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
     onRateLimited: (ms) => {
       m?.rateLimited.inc();
+      feed('429', ms);
       hooks.onRateLimited?.(ms);
     },
     onStored: (bytes) => {
@@ -210,7 +227,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   const ready = (async () => {
     await worker.waitUntilReady();
     await assertNoEviction(redis, log);
-    await applyQueueSettings(queue, config);
+    await applyQueueSettings(queue, config, adaptive);
     if (opts.autorun !== false) {
       void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));
       webhooks.start();
