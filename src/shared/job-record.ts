@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 
@@ -85,12 +86,15 @@ return v
 `;
 
 // KEYS[1] id record, KEYS[2] BullMQ limiter key, KEYS[3] batch hash.
-// ARGV[1] the limiter max in force, ARGV[2] batch id or '', ARGV[3] default budget MP or ''.
+// ARGV[1] the limiter max in force, ARGV[2] batch id or '', ARGV[3] default budget MP or '',
+// ARGV[4] this operation's id: a connection that drops after Redis ran the script but
+// before the reply arrived makes ioredis send it again, and it must not count twice.
 // Right before an upstream call, in one round trip: inside a 429 back-off window
 // (queue.rateLimit sets the limiter above its max) → {'rate_limited', ttl}; the batch's
 // reported megapixels reached its budget → {'budget', max}; else the call is counted as
 // started (so a run that dies from here on is counted possibly billed) → {'ok', 0}.
 const START_CALL = `
+if redis.call('HGET', KEYS[1], 'op_start') == ARGV[4] then return {'ok', 0} end
 local v = redis.call('GET', KEYS[2])
 if v and tonumber(v) > tonumber(ARGV[1]) then
   local ttl = redis.call('PTTL', KEYS[2])
@@ -103,14 +107,20 @@ if ARGV[2] ~= '' then
 end
 redis.call('HINCRBY', KEYS[1], 'started', 1)
 redis.call('HINCRBY', KEYS[1], 'calls', 1)
+redis.call('HSET', KEYS[1], 'op_start', ARGV[4])
 return {'ok', 0}
 `;
 
 // KEYS[1] id record, KEYS[2] batch hash, KEYS[3] fleet stats.
 // ARGV[1] spends an attempt (0|1), ARGV[2] ambiguous (0|1), ARGV[3] ttl, ARGV[4] batch id
-// or '', ARGV[5] output MP, ARGV[6] input MP, ARGV[7] estimated cost in micro-USD.
+// or '', ARGV[5] output MP, ARGV[6] input MP, ARGV[7] estimated cost in micro-USD,
+// ARGV[8] this operation's id (applied once even when ioredis re-sends it).
 // One call, one settlement: the ledger of the job and of its batch move together.
 const SETTLE_CALL = `
+if redis.call('HGET', KEYS[1], 'op_settle') == ARGV[8] then
+  return {tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0'), tonumber(redis.call('HGET', KEYS[1], 'pb') or '0')}
+end
+redis.call('HSET', KEYS[1], 'op_settle', ARGV[8])
 redis.call('HINCRBY', KEYS[1], 'settled', 1)
 local a = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[1]))
 local pb = redis.call('HINCRBY', KEYS[1], 'pb', tonumber(ARGV[2]))
@@ -200,7 +210,7 @@ return 'ok'
 interface ScriptedRedis {
   fluxqBeginRun(id: string, batch: string, stats: string, ttl: number, batchId: string, now: number): Promise<(string | number | null)[]>;
   fluxqSettleCall(id: string, batch: string, stats: string, ...args: (string | number)[]): Promise<[number, number]>;
-  fluxqStartCall(id: string, limiter: string, batch: string, limiterMax: number, batchId: string, defaultMaxMp: string | number): Promise<[string, number | string]>;
+  fluxqStartCall(id: string, limiter: string, batch: string, limiterMax: number, batchId: string, defaultMaxMp: string | number, opId: string): Promise<[string, number | string]>;
   fluxqFinalize(...args: (string | number)[]): Promise<[number, string, number]>;
   fluxqReopen(id: string, batch: string, open: string, ttl: number, batchId: string, jobId: string): Promise<number>;
   fluxqCanCancel(id: string, active: string, jobId: string): Promise<'active' | 'final' | 'ok'>;
@@ -315,6 +325,7 @@ export class JobRecords {
       opts.limiterMax,
       batchId ?? '',
       opts.defaultMaxMp ?? '',
+      randomUUID(),
     );
     if (verdict === 'rate_limited') return { verdict, ttlMs: Number(value) };
     if (verdict === 'budget') return { verdict, maxMp: Number(value) };
@@ -334,6 +345,7 @@ export class JobRecords {
       outcome.outputMp ?? 0,
       outcome.inputMp ?? 0,
       Math.round(outcome.costMicroUsd ?? 0),
+      randomUUID(),
     );
     return { attempts: Number(attempts), possiblyBilled: Number(pb) };
   }
