@@ -638,7 +638,10 @@ export async function runAudit(a: AuditInput): Promise<AuditReport> {
     const recCalls = Number(v.rec?.calls ?? v.started);
     if (v.settled > v.started) return true;
     if (recCalls <= cs.length) return false;
-    const from = (cs[0]?.at ?? Number(v.rec?.created ?? 0)) - 5000;
+    // A kill at any point of the job's life may have cut a call off between its start
+    // (counted) and the request reaching the fake: the ledger then rightly counts it.
+    if ((v.bullStalled ?? 0) > 0) return false;
+    const from = Math.min(cs[0]?.at ?? Number.MAX_SAFE_INTEGER, Number(v.rec?.created ?? 0)) - 5000;
     const to = Number(v.rec?.finished ?? Date.now());
     return !kills.some((t) => t >= from && t <= to);
   });
