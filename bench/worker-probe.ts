@@ -13,7 +13,6 @@ import { loadConfig } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
 import { createRedis } from '../src/shared/redis.js';
 import { createS3Client } from '../src/shared/s3.js';
-import type { Secret } from '../src/shared/secret.js';
 import { FluxClient } from '../src/worker/flux-client.js';
 import { createWorker } from '../src/worker/worker.js';
 import { emit, onStdinCommands } from './util.js';
@@ -23,12 +22,7 @@ const logger = createLogger({ level: config.logLevel, name: 'fluxq-worker' });
 const redis = createRedis(config, { role: 'worker', connectionName: 'fluxq-worker' });
 redis.on('error', () => undefined);
 const s3 = createS3Client(config, { maxSockets: config.worker.concurrency * 2 });
-const flux = new FluxClient({
-  baseUrl: config.flux.baseUrl,
-  apiKey: config.flux.apiKey as Secret,
-  timeoutMs: config.flux.timeoutMs,
-  connections: config.worker.concurrency,
-});
+const flux = FluxClient.fromConfig(config);
 const fw = createWorker({ config, redis, s3, flux, logger });
 const eld = monitorEventLoopDelay({ resolution: 5 });
 const ms = (ns: number) => ns / 1e6;

@@ -8,7 +8,6 @@ import { createLogger } from '../shared/logger.js';
 import { createRedis } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
 import { createS3Client } from '../shared/s3.js';
-import { Secret } from '../shared/secret.js';
 import { createProducer } from '../producer/producer.js';
 import { FluxClient } from '../worker/flux-client.js';
 import { createWorker } from '../worker/worker.js';
@@ -84,7 +83,7 @@ export async function runDemo(io: DemoIO): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   const redis = createRedis(config, { role: 'worker' });
   const s3 = createS3Client(config);
-  const flux = new FluxClient({ baseUrl: config.flux.baseUrl, apiKey: config.flux.apiKey ?? new Secret(''), timeoutMs: config.flux.timeoutMs, connections: 4 });
+  const flux = FluxClient.fromConfig(config);
   const worker = createWorker({ config, redis, s3, flux, logger });
   const producer = createProducer({ config, logger });
   try {

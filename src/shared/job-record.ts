@@ -125,20 +125,16 @@ redis.call('HINCRBY', KEYS[1], 'settled', 1)
 local a = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[1]))
 local pb = redis.call('HINCRBY', KEYS[1], 'pb', tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[3], 'possibly_billed', 1) end
-if tonumber(ARGV[5]) > 0 or tonumber(ARGV[6]) > 0 then
-  redis.call('HINCRBYFLOAT', KEYS[3], 'output_mp', ARGV[5])
-  redis.call('HINCRBYFLOAT', KEYS[3], 'input_mp', ARGV[6])
-  redis.call('HINCRBY', KEYS[3], 'cost_micro_usd', ARGV[7])
-end
-if ARGV[4] ~= '' then
-  if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[2], 'possibly_billed', 1) end
+local function ledger(key)
+  if ARGV[2] == '1' then redis.call('HINCRBY', key, 'possibly_billed', 1) end
   if tonumber(ARGV[5]) > 0 or tonumber(ARGV[6]) > 0 then
-    redis.call('HINCRBYFLOAT', KEYS[2], 'output_mp', ARGV[5])
-    redis.call('HINCRBYFLOAT', KEYS[2], 'input_mp', ARGV[6])
-    redis.call('HINCRBY', KEYS[2], 'cost_micro_usd', ARGV[7])
+    redis.call('HINCRBYFLOAT', key, 'output_mp', ARGV[5])
+    redis.call('HINCRBYFLOAT', key, 'input_mp', ARGV[6])
+    redis.call('HINCRBY', key, 'cost_micro_usd', ARGV[7])
   end
 end
+ledger(KEYS[3])
+if ARGV[4] ~= '' then ledger(KEYS[2]) end
 return {a, pb}
 `;
 

@@ -1,5 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import { UpstreamError } from '../shared/errors.js';
+import type { Config } from '../shared/config.js';
+import { ConfigError, UpstreamError } from '../shared/errors.js';
 import type { Secret } from '../shared/secret.js';
 import type { UpstreamBody } from '../shared/upstream.js';
 import { classifyHttpError, classifyTransportError } from './classify.js';
@@ -38,6 +39,12 @@ export class FluxClient {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   #observer: UpstreamObserver | undefined;
+
+  /** The client a worker of this configuration uses: pool sized to WORKER_CONCURRENCY. */
+  static fromConfig(config: Config): FluxClient {
+    if (!config.flux.apiKey) throw new ConfigError(['FLUX_API_KEY (or MODELVERSE_API_KEY) is required by the worker']);
+    return new FluxClient({ baseUrl: config.flux.baseUrl, apiKey: config.flux.apiKey, timeoutMs: config.flux.timeoutMs, connections: config.worker.concurrency });
+  }
 
   constructor(opts: FluxClientOptions) {
     this.#opts = opts;

@@ -4,7 +4,6 @@ import { createLogger } from '../shared/logger.js';
 import { createRedis, describeRedis } from '../shared/redis.js';
 import { assertNoEviction } from '../shared/redis-policy.js';
 import { createS3Client } from '../shared/s3.js';
-import type { Secret } from '../shared/secret.js';
 import { FluxClient } from './flux-client.js';
 import { WorkerMetrics, serveMetrics } from './metrics.js';
 import { createWorker } from './worker.js';
@@ -40,12 +39,7 @@ export async function runWorker(io: RunWorkerIO): Promise<number> {
     throw err;
   }
   const s3 = createS3Client(config, { maxSockets: config.worker.concurrency * 2 });
-  const flux = new FluxClient({
-    baseUrl: config.flux.baseUrl,
-    apiKey: config.flux.apiKey as Secret,
-    timeoutMs: config.flux.timeoutMs,
-    connections: config.worker.concurrency,
-  });
+  const flux = FluxClient.fromConfig(config);
   const metrics = config.worker.metricsPort !== undefined ? new WorkerMetrics() : undefined;
   const fw = createWorker({ config, redis, s3, flux, logger, ...(metrics ? { metrics } : {}) });
   try {

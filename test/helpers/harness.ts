@@ -20,7 +20,6 @@ import { parseEventEntry, type FluxqEvent } from '../../src/shared/events.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { createRedis } from '../../src/shared/redis.js';
 import { createS3Client } from '../../src/shared/s3.js';
-import { Secret } from '../../src/shared/secret.js';
 import { createProducer, type Producer } from '../../src/producer/producer.js';
 import { FluxClient } from '../../src/worker/flux-client.js';
 import { createWorker, type CreateWorkerOptions, type FluxqWorker } from '../../src/worker/worker.js';
@@ -146,7 +145,7 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       const wredis = createRedis(cfg, { role: 'worker' });
       wredis.on('error', () => undefined);
       const ws3 = createS3Client(cfg);
-      const flux = new FluxClient({ baseUrl: cfg.flux.baseUrl, apiKey: cfg.flux.apiKey ?? new Secret(''), timeoutMs: cfg.flux.timeoutMs, connections: cfg.worker.concurrency });
+      const flux = FluxClient.fromConfig(cfg);
       const w = createWorker({ config: cfg, redis: wredis, s3: ws3, flux, logger, sweepMs: 500, ...wopts });
       closers.push(async () => {
         await w.close();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { assertFixedWindows, assertQuietAfter429 } from '../helpers/fleet-assertions.js';
 import { startHarness } from '../helpers/harness.js';
 
 test('a 429 with Retry-After: 2 stops both worker processes for the window; the job completes without spending an attempt', { timeout: 90_000 }, async (t) => {
@@ -11,17 +12,7 @@ test('a 429 with Retry-After: 2 stops both worker processes for the window; the 
   const done = await Promise.all(Array.from({ length: 8 }, (_, i) => producer.waitFor(`rl-${i}`, { timeoutMs: 30_000 })));
   assert.ok(done.every((d) => d.state === 'completed'));
 
-  const c429 = h.fake.calls.filter((c) => c.status === 429);
-  assert.equal(c429.length, 1, 'one call got the 429');
-  const answeredAt = c429[0]?.endedAt ?? 0;
-  // The fleet learns of the 429 when the answer reaches a worker (well under 100 ms here).
-  const from = answeredAt + 100;
-  const to = answeredAt + 2000;
-  const inWindow = h.fake.calls.filter((c) => c.at >= from && c.at < to);
-  assert.deepEqual(inWindow.map((c) => ({ at: c.at - answeredAt, prompt: c.prompt })), [], 'no request from either worker during the Retry-After window');
-  assert.ok(h.fake.calls.some((c) => c.at >= to), 'work resumed after the window');
-  const limitedId = (c429[0]?.prompt ?? '').replace('rl ', 'rl-');
-  assert.equal(done.find((d) => d.id === limitedId)?.result?.attempts, 1, 'the 429 spent no attempt');
+  assertQuietAfter429(h.fake.calls, done, 2000);
   // Both processes took part.
   const pids = new Set([a, b].filter((w) => w.lines.some((l) => l.includes('"job completed"'))).map((w) => w.proc.pid));
   assert.equal(pids.size, 2);
@@ -54,22 +45,11 @@ test('with RATE_LIMIT_MAX/RATE_LIMIT_DURATION_MS no fixed window holds more star
   const h = await startHarness(t, { fake: { latencyMs: 20 }, env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_DURATION_MS: '1000' } });
   const producer = h.producer();
   await Promise.all([h.worker({ WORKER_CONCURRENCY: '4' }), h.worker({ WORKER_CONCURRENCY: '4' })]);
-  const started = Date.now();
   await producer.enqueueBulk(Array.from({ length: 10 }, (_, i) => ({ id: `r-${i}`, prompt: `r ${i}` })));
   for (let i = 0; i < 10; i++) assert.equal((await producer.waitFor(`r-${i}`, { timeoutMs: 30_000 })).state, 'completed');
-  // Job starts (BullMQ's processedOn, one attempt each here), rebuilt into the limiter's fixed
-  // windows: each opens at the first start after the previous one closed.
   const jobs = await producer.queue.getJobs(['completed']);
   assert.equal(jobs.length, 10);
   assert.ok(jobs.every((j) => j.attemptsStarted === 1));
-  const starts = jobs.map((j) => j.processedOn ?? 0).sort((x, y) => x - y);
-  const windows: number[][] = [];
-  for (const at of starts) {
-    const w = windows.at(-1);
-    if (w && at < (w[0] as number) + 1000) w.push(at);
-    else windows.push([at]);
-  }
-  for (const w of windows) assert.ok(w.length <= 3, `a window held ${w.length} starts: ${w.map((x) => x - started).join(', ')}`);
+  assertFixedWindows(jobs.map((j) => j.processedOn ?? 0), 3, 1000, 4);
   assert.equal(h.fake.calls.length, 10, 'one upstream call per start');
-  assert.ok(windows.length >= 4, '10 starts at 3 per second need at least 4 windows');
 });
