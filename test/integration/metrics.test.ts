@@ -64,3 +64,21 @@ test('/metrics: every fleet counter is there from the start at 0, and moves by t
   assert.ok((w.get('process_resident_memory_bytes') ?? 0) > 0);
   await waitFor(async () => parsePrometheus(await scrape()).get('fluxq_jobs_completed_total') === 5);
 });
+
+test('`fluxq worker` with WORKER_METRICS_PORT serves its own /metrics', { timeout: 60_000 }, async (t) => {
+  const { freePort } = await import('../../src/demo/local-redis.js');
+  const h = await startHarness(t, { fake: { latencyMs: 10 } });
+  const port = await freePort();
+  const w = await h.spawnWorker({ WORKER_METRICS_PORT: String(port), API_HOST: '127.0.0.1', WORKER_CONCURRENCY: '3' });
+  await w.waitForLine(/worker metrics at \/metrics/);
+  await h.producer().enqueue({ id: 'scraped', prompt: 'scrape me' });
+  await h.producer().waitFor('scraped');
+  const m = parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+  assert.equal(m.get('fluxq_upstream_requests_total{status="200"}'), 1);
+  assert.equal(m.get('fluxq_worker_jobs_completed_total'), 1);
+  assert.equal(m.get('fluxq_worker_concurrency'), 3);
+  assert.ok((m.get('nodejs_eventloop_lag_p99_seconds') ?? -1) >= 0);
+  assert.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404);
+  w.kill('SIGTERM');
+  assert.equal(await w.exited, 0);
+});
