@@ -16,7 +16,3 @@ export function decodeBase64Strict(text: string): Buffer | undefined {
   const bytes = Buffer.from(text, 'base64');
   return bytes.length === (len / 4) * 3 - pad ? bytes : undefined;
 }
-
-export function isStrictBase64(text: string): boolean {
-  return decodeBase64Strict(text) !== undefined;
-}

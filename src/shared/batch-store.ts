@@ -200,12 +200,6 @@ export class BatchStore {
     return counts;
   }
 
-  /** Megapixels reported so far against the batch's budget (its own, or the default). */
-  async budget(batchId: string, defaultMaxMp: number | undefined): Promise<{ usedMp: number; maxMp: number | undefined }> {
-    const [out, inp, max] = await this.#redis.hmget(this.#keys.batch(batchId), 'output_mp', 'input_mp', 'max_mp');
-    return { usedMp: num(out) + num(inp), maxMp: opt(max) ?? defaultMaxMp };
-  }
-
   async pending(): Promise<string[]> {
     return this.#redis.smembers(this.#keys.batchesPending);
   }

@@ -15,7 +15,3 @@ export function estimateCostMicroUsd(outputMp: number, inputMp: number, images: 
   const usd = firsts * prices.firstMpUsd + (Math.max(outputMp - firsts, 0) + inputMp) * prices.extraMpUsd;
   return Math.round(usd * 1e6);
 }
-
-export function microToUsd(micro: number): number {
-  return Math.round(micro) / 1e6;
-}

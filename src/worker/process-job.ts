@@ -1,14 +1,12 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RateLimitError, UnrecoverableError, type Job } from 'bullmq';
-import type { BatchStore } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
 import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
 import { BudgetError, UpstreamError } from '../shared/errors.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
 import { jobDataSchema, type JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
-import { jobImageFolder, type RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
+import { jobImageFolder } from '../shared/keys.js';
 import type { JobResult } from '../shared/result.js';
 import { toUpstreamBody, type UpstreamResponseMeta } from '../shared/upstream.js';
 import { findStoredImages, firstImageMayExist } from './checkpoint.js';
@@ -21,12 +19,9 @@ import { storeImages } from './upload.js';
 
 export interface ProcessorDeps extends OutcomeDeps {
   config: Config;
-  keys: RedisKeys;
-  redis: RedisClient;
   s3: S3Client;
   flux: FluxClient;
   records: JobRecords;
-  batches: BatchStore;
   spool: Spool | undefined;
   inputs: ResolveInputsDeps;
   /** The limiter max in force, to tell a 429 back-off window from an ordinary one. */

@@ -134,12 +134,9 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   }
   const deps: ProcessorDeps = {
     config,
-    keys,
-    redis,
     s3,
     flux,
     records,
-    batches,
     spool,
     queue,
     prices: { firstMpUsd: config.budget.priceFirstMpUsd, extraMpUsd: config.budget.priceExtraMpUsd },
