@@ -30,7 +30,7 @@ if (files.length === 0) throw new Error('no test files found');
 const redis = await startLocalRedis();
 const started = Date.now();
 const concurrency = process.env.FLUXQ_TEST_CONCURRENCY ?? '2';
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env, FLUXQ_TEST_REDIS_URL: redis.url, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
 });

@@ -47,6 +47,10 @@ test('enqueue prints the batch and count; ids are {batch}-{line}; re-running the
   const again = await h.cli(['enqueue', file, '--batch', 'nightly']);
   assert.equal(again.stdout.trim(), 'batch nightly: 3 jobs (0 new, 3 already enqueued or done, 0 retried)');
   assert.equal((await h.producer().queue.getJobCounts('waiting')).waiting, 3);
+  // --json without --wait: the summary goes to stderr, stdout only lists jobs already final.
+  const quiet = await h.cli(['enqueue', file, '--batch', 'nightly', '--json']);
+  assert.equal(quiet.stdout, '');
+  assert.match(quiet.stderr, /^batch nightly: 3 jobs/);
   const generated = await h.cli(['enqueue', '-'], { input: JSON.stringify({ prompt: 'from stdin' }) });
   assert.match(generated.stdout.trim(), /^batch b-\d{8}-\d{6}-[0-9a-f]{6}: 1 jobs \(1 new/);
 });

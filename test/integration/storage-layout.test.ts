@@ -7,6 +7,18 @@ test('object keys, Content-Type from the bytes, several images in data[] order, 
   h.fake.inject({ prompt: 'three', fault: { type: 'images', count: 3 } });
   h.fake.inject({ prompt: 'webp', fault: { type: 'webp' } });
   const producer = h.producer();
+  // BullMQ's own QueueEvents keep working next to fluxq's stream (SPEC §5).
+  const { QueueEvents } = await import('bullmq');
+  const { Redis } = await import('ioredis');
+  const qeConn = new Redis(h.redisUrl, { maxRetriesPerRequest: null });
+  const qe = new QueueEvents(h.queueName, { connection: qeConn, prefix: h.prefix });
+  t.after(async () => {
+    await qe.close();
+    qeConn.disconnect();
+  });
+  await qe.waitUntilReady();
+  const bullCompleted = new Set<string>();
+  qe.on('completed', ({ jobId }) => bullCompleted.add(jobId));
   await h.worker();
   await producer.enqueueBulk([
     { id: 'lone', prompt: 'no batch' },
@@ -39,5 +51,7 @@ test('object keys, Content-Type from the bytes, several images in data[] order, 
   assert.equal(meta['batch-id'], 'b1');
   assert.equal((await h.getObject('images/lone/0.png')).metadata['batch-id'], undefined);
   assert.equal(multi.output_mp, 3);
+  const { waitFor } = await import('../helpers/wait-for.js');
+  await waitFor(() => bullCompleted.size === 6, { what: 'QueueEvents completed for every job' });
   assert.equal(multi.total_pixels, 3 * 1024 * 1024);
 });

@@ -7,6 +7,7 @@ import { BATCH_ID_RE } from '../../shared/envelope.js';
 import { InputError, ValidationError } from '../../shared/errors.js';
 import { CliError, EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
+import type { JobRecord } from '../../shared/job-record.js';
 import type { JobResult } from '../../shared/result.js';
 import type { InputImageField } from '../../shared/upstream.js';
 import { newBatchId } from '../batch-id.js';
@@ -135,12 +136,25 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
     }
     const summary = `batch ${runBatch}: ${result.outcomes.length} jobs (${result.created} new, ${result.existing} already enqueued or done, ${result.retried} retried)`;
     writeLine(opts.json ? io.stderr : io.stdout, summary);
+    const ids = result.outcomes.map((o) => o.id);
+    const jsonLine = (id: string, record: JobRecord) => {
+      const images = record.result ? (JSON.parse(record.result) as JobResult).images : [];
+      const line: Record<string, unknown> = { id, status: record.state === 'completed' ? 'completed' : 'failed', images };
+      if (record.state !== 'completed') line.error = record.error ?? record.state;
+      writeLine(io.stdout, JSON.stringify(line));
+    };
     if (!opts.wait) {
-      if (opts.json) writeLine(io.stdout, JSON.stringify({ batchId: runBatch, total: result.outcomes.length, created: result.created, existing: result.existing, retried: result.retried }));
+      // Without --wait only jobs that were already final (a re-run file) are finished.
+      if (opts.json) {
+        const records = await producer.records.getMany(ids);
+        ids.forEach((id, i) => {
+          const rec = records[i];
+          if (rec?.state) jsonLine(id, rec);
+        });
+      }
       return EXIT.ok;
     }
 
-    const ids = result.outcomes.map((o) => o.id);
     const bar = io.stderr.isTTY && !opts.json
       ? new cliProgress.SingleBar({ stream: io.stderr, format: 'generating {bar} {value}/{total} | failed {failed}', hideCursor: true }, cliProgress.Presets.shades_classic)
       : undefined;
@@ -150,12 +164,7 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
       onFinished: ({ id, record }) => {
         if (record.state !== 'completed') failed++;
         bar?.increment(1, { failed });
-        if (opts.json) {
-          const images = record.result ? (JSON.parse(record.result) as JobResult).images : [];
-          const line: Record<string, unknown> = { id, status: record.state === 'completed' ? 'completed' : 'failed', images };
-          if (record.state !== 'completed') line.error = record.error ?? record.state;
-          writeLine(io.stdout, JSON.stringify(line));
-        }
+        if (opts.json) jsonLine(id, record);
       },
     });
     bar?.stop();
