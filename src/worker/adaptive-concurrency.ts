@@ -9,13 +9,14 @@ import type { RedisClient } from '../shared/redis.js';
  * meta `concurrency` field, what `queue.setGlobalConcurrency` sets) in the same step:
  *  - slow start: until the first 429, the limit doubles each round (a round = as many
  *    successful calls as the limit);
- *  - a 429 cuts it multiplicatively (× 0.75 the first time, × 0.9 once the limit is
- *    known) and remembers where it broke; 429s from calls already in flight during a
- *    cooldown do not cut again;
+ *  - a 429 cuts it multiplicatively and remembers where it broke: × 0.75 out of slow
+ *    start; × (L−1)/L when it comes right after a +1 step to L (the round at L−1 held,
+ *    so L−1 is the account's limit: back to it); × 0.9 otherwise (the limit dropped).
+ *    429s from calls already in flight during a cooldown do not cut again;
  *  - below the known limit it climbs one per round (additive increase);
  *  - at it, it probes one above only every AUTO_PROBE_ROUNDS rounds and no sooner than
- *    30 × the last Retry-After after a cut: a probe that breaks costs the fleet one
- *    Retry-After pause, so this keeps that under ~3 % of the time and 429s far under 2 %
+ *    60 × the last Retry-After after a cut: a probe that breaks costs the fleet one
+ *    Retry-After pause, so this keeps that under ~2 % of the time and 429s far under 2 %
  *    of calls; a probe that holds for a round raises the known limit (the account's
  *    limit was raised).
  * Raising the limit also drops a wake-up marker so idle workers fetch at once.
@@ -31,10 +32,13 @@ local reason = ''
 if ARGV[1] == '429' then
   local last = tonumber(redis.call('HGET', KEYS[1], 'decreased_at') or '0')
   if now - last >= tonumber(ARGV[6]) then
-    local factor = 0.75
-    if bad > 0 then factor = 0.9 end
+    local stepped = redis.call('HGET', KEYS[1], 'stepped') == '1'
+    local known = bad > 0
     bad = limit
-    limit = math.floor(limit * factor)
+    if stepped then limit = limit - 1
+    elseif known then limit = math.floor(limit * 0.9)
+    else limit = math.floor(limit * 0.75) end
+    redis.call('HSET', KEYS[1], 'stepped', '0')
     redis.call('HSET', KEYS[1], 'decreased_at', now, 'successes', 0, 'rounds', 0, 'retry_after', ARGV[7])
     redis.call('HINCRBY', KEYS[1], 'decreases', 1)
     reason = 'a 429: decrease'
@@ -42,20 +46,22 @@ if ARGV[1] == '429' then
 else
   local s = redis.call('HINCRBY', KEYS[1], 'successes', 1)
   if s >= limit then
-    redis.call('HSET', KEYS[1], 'successes', 0)
+    -- A whole round at this limit without a 429: it holds.
+    redis.call('HSET', KEYS[1], 'successes', 0, 'stepped', '0')
     if bad > 0 and limit >= bad then bad = limit + 1 end
     if bad == 0 then
       limit = limit * 2
       reason = 'slow start'
     elseif limit < bad - 1 then
       limit = limit + 1
+      redis.call('HSET', KEYS[1], 'stepped', '1')
       reason = 'increase'
     else
       local r = redis.call('HINCRBY', KEYS[1], 'rounds', 1)
       local since = now - tonumber(redis.call('HGET', KEYS[1], 'decreased_at') or '0')
-      local gap = 30 * tonumber(redis.call('HGET', KEYS[1], 'retry_after') or '0')
+      local gap = 60 * tonumber(redis.call('HGET', KEYS[1], 'retry_after') or '0')
       if r >= tonumber(ARGV[5]) and since >= gap then
-        redis.call('HSET', KEYS[1], 'rounds', 0)
+        redis.call('HSET', KEYS[1], 'rounds', 0, 'stepped', '1')
         limit = limit + 1
         reason = 'probe'
       end

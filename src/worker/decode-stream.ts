@@ -16,6 +16,7 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const SLASH = 0x2f;
 const EQUALS = 0x3d;
+const EMPTY = Buffer.alloc(0);
 /** The JSON around the images is small; a body that is mostly not image is no answer. */
 export const MAX_SKELETON_BYTES = 1 << 20;
 
@@ -88,7 +89,7 @@ export class StreamingDecoder {
       const left = Math.max(0, this.#contentLength - (this.#seen - (chunkLength - at)));
       out = Buffer.allocUnsafe(Math.floor((left * 3) / 4) + 3);
     }
-    this.#values.push({ out, pieces: [], written: 0, hash: createHash('sha256'), carry: Buffer.alloc(0), escape: false, padded: false, invalid: false });
+    this.#values.push({ out, pieces: [], written: 0, hash: createHash('sha256'), carry: EMPTY, escape: false, padded: false, invalid: false });
     this.#inValue = true;
   }
 
@@ -102,10 +103,21 @@ export class StreamingDecoder {
     }
     const stop = close === -1 ? chunk.length : close;
     let part = this.#unescape(v, chunk.subarray(from, stop));
-    if (v.carry.length > 0) part = Buffer.concat([v.carry, part]);
+    if (v.carry.length > 0) {
+      // Finish the quad the last chunk left open, without copying this whole chunk.
+      const need = 4 - v.carry.length;
+      if (part.length < need) {
+        v.carry = Buffer.concat([v.carry, part]);
+        part = EMPTY;
+      } else {
+        this.#decodeQuads(v, Buffer.concat([v.carry, part.subarray(0, need)]));
+        part = part.subarray(need);
+        v.carry = EMPTY;
+      }
+    }
     const whole = part.length - (part.length % 4);
     if (whole > 0) this.#decodeQuads(v, part.subarray(0, whole));
-    v.carry = Buffer.from(part.subarray(whole));
+    if (part.length > whole) v.carry = Buffer.from(part.subarray(whole));
     if (close === -1) return chunk.length;
     if (v.carry.length !== 0 || v.escape) v.invalid = true;
     this.#inValue = false;
@@ -149,19 +161,28 @@ export class StreamingDecoder {
       v.invalid = true; // the URL-safe alphabet
       return;
     }
-    const bytes = Buffer.from(quads.toString('latin1'), 'base64');
-    if (bytes.length !== (quads.length / 4) * 3 - pad) {
-      v.invalid = true; // a character outside the alphabet was skipped by the decoder
+    const expected = (quads.length / 4) * 3 - pad;
+    const text = quads.toString('latin1');
+    if (v.out && v.written + expected <= v.out.length) {
+      // Straight into the image buffer: no intermediate buffer, no copy.
+      const n = v.out.write(text, v.written, 'base64');
+      if (n !== expected) {
+        v.invalid = true; // a character outside the alphabet was skipped by the decoder
+        return;
+      }
+      v.hash.update(v.out.subarray(v.written, v.written + n));
+      v.written += n;
+      return;
+    }
+    const bytes = Buffer.from(text, 'base64');
+    if (bytes.length !== expected) {
+      v.invalid = true;
       return;
     }
     v.hash.update(bytes);
-    if (v.out && v.written + bytes.length <= v.out.length) {
-      bytes.copy(v.out, v.written);
-    } else {
-      if (v.out) v.pieces.push(v.out.subarray(0, v.written));
-      v.out = undefined;
-      v.pieces.push(bytes);
-    }
+    if (v.out) v.pieces.push(v.out.subarray(0, v.written));
+    v.out = undefined;
+    v.pieces.push(bytes);
     v.written += bytes.length;
   }
 
