@@ -42,6 +42,16 @@ const { values: argv } = parseArgs({
     'scale-concurrency': { type: 'string', default: '8' },
     'scale-latency': { type: 'string', default: '500' },
     'scale-mp': { type: 'string', default: '0.25' },
+    auto: { type: 'boolean', default: false },
+    'no-auto': { type: 'boolean', default: false },
+    'no-auto-compare': { type: 'boolean', default: false },
+    'auto-cap': { type: 'string', default: '24' },
+    'auto-workers': { type: 'string', default: '4' },
+    'auto-concurrency': { type: 'string', default: '16' },
+    'auto-latency': { type: 'string', default: '500' },
+    'auto-mp': { type: 'string', default: '0.0625' },
+    'auto-seconds': { type: 'string' },
+    'auto-compare-seconds': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -50,7 +60,10 @@ const { values: argv } = parseArgs({
 
 if (argv.help) {
   console.log(`npm run bench -- [--latency 200] [--concurrency 32] [--workers 1] [--jobs N] [--image-mp 1] [--entropy 0.5]
-                   [--enqueue-jobs 10000] [--scale | --no-scale] [--quick] [--repeat 3] [--json FILE] [--cpu-prof DIR]`);
+                   [--enqueue-jobs 10000] [--scale | --no-scale] [--quick] [--repeat 3] [--json FILE] [--cpu-prof DIR]
+                   [--auto | --no-auto] [--no-auto-compare] [--auto-cap 24] [--auto-workers 4] [--auto-concurrency 16]
+                   [--auto-latency 500] [--auto-mp 0.0625] [--auto-seconds 60] [--auto-compare-seconds 30]
+BENCH_ONLY=enqueue,e2e,probe,scale,auto runs a subset.`);
   process.exit(0);
 }
 
@@ -86,6 +99,19 @@ const SCALE_L = num('scale-latency', argv['scale-latency'], 1, 600_000);
 const SCALE_MP = num('scale-mp', argv['scale-mp'], 0.004, 4);
 const SCALE_ROUNDS = QUICK ? 6 : 20;
 const PROBE_SECONDS = QUICK ? 2 : 5;
+// The adaptive-concurrency check: a fleet of W × C slots against an account capped at CAP
+// active calls (the fake answers 429 beyond it), latency-bound (small images, long calls).
+const AUTO = argv['no-auto'] ? false : argv.auto || !QUICK;
+const AUTO_COMPARE = !argv['no-auto-compare'];
+const AUTO_CAP = Math.round(num('auto-cap', argv['auto-cap'], 1, 10_000));
+const AUTO_W = Math.round(num('auto-workers', argv['auto-workers'], 1, 16));
+const AUTO_C = Math.round(num('auto-concurrency', argv['auto-concurrency'], 1, 1024));
+const AUTO_L = num('auto-latency', argv['auto-latency'], 1, 600_000);
+const AUTO_MP = num('auto-mp', argv['auto-mp'], 0.004, 4);
+const AUTO_SECONDS = num('auto-seconds', argv['auto-seconds'] ?? (QUICK ? '15' : '60'), 1, 3600);
+const AUTO_COMPARE_SECONDS = num('auto-compare-seconds', argv['auto-compare-seconds'] ?? (QUICK ? '8' : '30'), 1, 3600);
+/** What the account allows: CAP calls in flight, each taking L. */
+const AUTO_IDEAL = AUTO_CAP / (AUTO_L / 1000);
 /** Wall-clock budget for the repeated end-to-end pairs (fluxq + baseline) in a full run. */
 const E2E_BUDGET_S = Number(process.env.BENCH_E2E_BUDGET_S ?? (QUICK ? 60 : 130));
 
@@ -102,6 +128,7 @@ function sizeFor(mp: number): { width: number; height: number } {
 }
 const SIZE = sizeFor(IMAGE_MP);
 const SCALE_SIZE = sizeFor(SCALE_MP);
+const AUTO_SIZE = sizeFor(AUTO_MP);
 
 const log = (msg: string) => process.stderr.write(`[bench ${((Date.now() - T0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
 const T0 = Date.now();
@@ -118,9 +145,9 @@ interface Rig {
   fake: FakeFlux;
 }
 
-const BUCKETS = { e2e: 'bench-e2e', base: 'bench-base', probe: 'bench-probe', scale: 'bench-scale' };
+const BUCKETS = { e2e: 'bench-e2e', base: 'bench-base', probe: 'bench-probe', scale: 'bench-scale', auto: 'bench-auto' };
 const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
-const profIndex: { role: string; pid: number; spawnedAt: number; windows: { tag: string; start: number; end: number }[] }[] = [];
+const profIndex: { role: string; pid: number; spawnedAt: number; windows: { tag: string; start: number; end: number }[]; stalls?: unknown[] }[] = [];
 
 async function startRig(): Promise<Rig> {
   const tmp = await mkdtemp(join(tmpdir(), 'fluxq-bench-'));
@@ -190,8 +217,8 @@ async function dropObjects(rig: Rig, bucket: string, tag: string): Promise<void>
 
 const profArgs = (): string[] => (CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : []);
 
-function workerEnv(rig: Rig, prefix: string, bucket: string, concurrency: number): NodeJS.ProcessEnv {
-  return {
+function workerEnv(rig: Rig, prefix: string, bucket: string, concurrency: number, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     REDIS_URL: rig.redis.url,
     QUEUE_PREFIX: prefix,
@@ -203,6 +230,12 @@ function workerEnv(rig: Rig, prefix: string, bucket: string, concurrency: number
     LOG_LEVEL: 'warn',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
+  // `undefined` removes a variable (e.g. GLOBAL_CONCURRENCY inherited from the shell).
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
 }
 
 function track(child: Child, role: string): Child {
@@ -231,14 +264,14 @@ function newProducer(rig: Rig, prefix: string): Producer {
 }
 
 /** `fluxq worker` child processes (the CLI, as deployed). Ready = registered with BullMQ (CLIENT LIST). */
-async function startCliFleet(rig: Rig, name: string, workers: number, concurrency: number, bucket: string): Promise<Fleet> {
+async function startCliFleet(rig: Rig, name: string, workers: number, concurrency: number, bucket: string, extraEnv: Record<string, string | undefined> = {}): Promise<Fleet> {
   const prefix = `bench-${name}-${RUN_ID}`;
   const producer = newProducer(rig, prefix);
   const children: Child[] = [];
   for (let i = 0; i < workers; i++) {
     const c = spawnChild(`worker ${name}#${i + 1}`, process.execPath, [...profArgs(), '--import', 'tsx', CLI, 'worker'], {
       cwd: REPO,
-      env: workerEnv(rig, prefix, bucket, concurrency),
+      env: workerEnv(rig, prefix, bucket, concurrency, extraEnv),
     });
     children.push(track(c, `fluxq worker (${name})`));
   }
@@ -377,8 +410,18 @@ const windowTimeout = (n: number, ideal: number) => Math.max(30_000, ((5 * n) / 
  * read CPU, resume; the clock runs from the first upstream call of the window to the
  * last job's finishedOn.
  */
-async function fluxqWindow(rig: Rig, f: Fleet, tag: string, n: number, size: { width: number; height: number }, latency: number, pids: number[] = f.children.map((c) => c.pid)): Promise<WindowResult> {
-  const ideal = f.slots / (Math.max(latency, 1) / 1000);
+async function fluxqWindow(
+  rig: Rig,
+  f: Fleet,
+  tag: string,
+  n: number,
+  size: { width: number; height: number },
+  latency: number,
+  opts: { pids?: number[]; /** jobs/s; default slots / L */ ideal?: number; /** most jobs running at once, for 3d/3e; default the fleet's slots */ slots?: number } = {},
+): Promise<WindowResult> {
+  const pids = opts.pids ?? f.children.map((c) => c.pid);
+  const slots = opts.slots ?? f.slots;
+  const ideal = opts.ideal ?? slots / (Math.max(latency, 1) / 1000);
   await withTimeout(f.producer.queue.pause(), 10_000, `pause before ${tag}`);
   const requests = Array.from({ length: n }, (_, i) => ({ id: `${tag}-${i}`, prompt: `${tag} ${i}`, width: size.width, height: size.height }));
   const enq = await withTimeout(f.producer.enqueueBulk(requests, { batch: tag }), 120_000, `enqueue of ${tag}`);
@@ -445,12 +488,12 @@ async function fluxqWindow(rig: Rig, f: Fleet, tag: string, n: number, size: { w
     handover: slotGaps(
       timed.map(([, t]) => t.processedOn),
       timed.map(([, t]) => t.finishedOn),
-      f.slots,
+      slots,
     ),
     upstreamIdle: slotGaps(
       mine.map((c) => c.at),
       mine.map((c) => c.endedAt ?? c.at),
-      f.slots,
+      slots,
     ),
     maxInFlight: rig.fake.maxInFlight,
     upstreamCalls: mine.length,
@@ -689,6 +732,10 @@ interface ProbeFigures {
   maxMs: number;
   meanMs: number;
   peakRss: number | undefined;
+  /** Ticks of the probe's 5 ms timer later than 20 ms, and the longest (see worker-probe.ts). */
+  stallCount: number;
+  stalls: { startUs: number; endUs: number; gapMs: number; runMs?: number; runQueueMs?: number }[];
+  pid: number;
 }
 
 async function probeScenario(rig: Rig, measuredJobsPerS: number | undefined): Promise<ProbeFigures> {
@@ -713,10 +760,22 @@ async function probeScenario(rig: Rig, measuredJobsPerS: number | undefined): Pr
   child.send({ cmd: 'stop' });
   const eld = await child.waitMessage((m) => m.event === 'eld', 10_000, 'event-loop figures');
   const peakRss = peakRssMiB(child.pid);
+  const entry = profIndex.find((e) => e.pid === child.pid);
+  if (entry) entry.stalls = (eld.stalls as unknown[] | undefined) ?? [];
   child.send({ cmd: 'exit' });
   await withTimeout(child.exited, 20_000, 'probe exit').catch(() => child.stop(1000));
   await producer.close();
-  return { window, p50Ms: Number(eld.p50Ms), p99Ms: Number(eld.p99Ms), maxMs: Number(eld.maxMs), meanMs: Number(eld.meanMs), peakRss };
+  return {
+    window,
+    p50Ms: Number(eld.p50Ms),
+    p99Ms: Number(eld.p99Ms),
+    maxMs: Number(eld.maxMs),
+    meanMs: Number(eld.meanMs),
+    peakRss,
+    stallCount: Number(eld.stallCount ?? 0),
+    stalls: (eld.stalls as ProbeFigures['stalls'] | undefined) ?? [],
+    pid: child.pid,
+  };
 }
 
 interface ScaleFigures {
@@ -751,6 +810,188 @@ async function scaleScenario(rig: Rig): Promise<ScaleFigures> {
   rig.fake.configure({ latencyMs: LATENCY });
   const [one, four] = results as [WindowResult, WindowResult];
   return { one, four, ratio: four.throughput / one.throughput, baseline };
+}
+
+type AutoMode = 'auto' | 'unset' | 'static';
+
+interface AutoSample {
+  /** ms since epoch */
+  at: number;
+  /** BullMQ's global concurrency (queue meta `concurrency`); undefined when unset. */
+  concurrency: number | undefined;
+  /** Calls in flight at the fake (429s being answered included). */
+  inFlight: number;
+}
+
+interface AutoRun {
+  mode: AutoMode;
+  /** GLOBAL_CONCURRENCY as given to the workers ('' = unset). */
+  globalConcurrency: string;
+  window: WindowResult;
+  calls: number;
+  limited: number;
+  share429: number;
+  /** Most calls in flight at once that were answered 200 (from the fake's log). */
+  peakAccepted: number;
+  /** From the window's first call: the first call that found `cap` calls in flight; the first 429. */
+  capReachedMs: number | undefined;
+  first429Ms: number | undefined;
+  /** From the window's first call: when the sampled global concurrency entered ±10 % of the cap for good. */
+  settledMs: number | undefined;
+  /** 200 answers per second from `settledMs` to the last one (the steady state, without the slow start). */
+  steadyJobsPerS: number | undefined;
+  /** `{prefix}:concurrency` at the end (auto only). */
+  state: Record<string, string>;
+  trace: AutoSample[];
+}
+
+interface AutoFigures {
+  runs: AutoRun[];
+}
+
+/** Sample BullMQ's global concurrency and the fake's in-flight count every `everyMs`. */
+function sampleConcurrency(rig: Rig, prefix: string, everyMs = 250): { stop(): Promise<AutoSample[]> } {
+  const metaKey = `${prefix}:${QUEUE}:meta`;
+  const out: AutoSample[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const at = Date.now();
+      const inFlight = rig.fake.inFlight;
+      const v = await rig.benchRedis.hget(metaKey, 'concurrency').catch(() => null);
+      out.push({ at, concurrency: v === null ? undefined : Number(v), inFlight });
+      await sleep(Math.max(0, everyMs - (Date.now() - at)));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return out;
+    },
+  };
+}
+
+/** Most calls answered 200 that were in flight at once (arrival → answer end). */
+function peakConcurrent(calls: CallRecord[]): number {
+  const ev: [number, number][] = [];
+  for (const c of calls) if (c.status === 200 && c.endedAt !== undefined) ev.push([c.at, 1], [c.endedAt, -1]);
+  ev.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let n = 0;
+  let peak = 0;
+  for (const [, d] of ev) peak = Math.max(peak, (n += d));
+  return peak;
+}
+
+const AUTO_BAND = (cap: number): [number, number] => [Math.floor(0.9 * cap), Math.ceil(1.1 * cap)];
+
+/**
+ * One fleet of AUTO_W × AUTO_C against the fake capped at AUTO_CAP calls in flight. The
+ * workers are warmed without the cap; for `auto` the controller is then reset as a fresh
+ * deployment starts it (no learned state, BullMQ's global concurrency at
+ * AUTO_CONCURRENCY_MIN), so the measured window includes the slow start.
+ */
+async function autoRun(rig: Rig, mode: AutoMode, n: number): Promise<AutoRun> {
+  const globalConcurrency = mode === 'auto' ? 'auto' : mode === 'static' ? String(AUTO_CAP) : '';
+  const env: Record<string, string | undefined> =
+    mode === 'auto' ? { GLOBAL_CONCURRENCY: 'auto', AUTO_CONCURRENCY_MIN: '1', AUTO_CONCURRENCY_MAX: '64' } : { GLOBAL_CONCURRENCY: globalConcurrency || undefined, AUTO_CONCURRENCY_MIN: undefined, AUTO_CONCURRENCY_MAX: undefined };
+  log(`adaptive concurrency: ${AUTO_W} worker(s) × C=${AUTO_C}, GLOBAL_CONCURRENCY=${globalConcurrency || '(unset)'}, cap ${AUTO_CAP}, L=${AUTO_L} ms, ${AUTO_SIZE.width}×${AUTO_SIZE.height}, ${n} jobs`);
+  const fleet = await startCliFleet(rig, `auto-${mode}`, AUTO_W, AUTO_C, BUCKETS.auto, env);
+  rig.fake.configure({ concurrencyLimit: undefined });
+  await fluxqWindow(rig, fleet, `auto-${mode}-warm`, 2 * fleet.slots, AUTO_SIZE, AUTO_L, { ideal: AUTO_IDEAL });
+  const stateKey = `${fleet.prefix}:concurrency`;
+  const metaKey = `${fleet.prefix}:${QUEUE}:meta`;
+  if (mode === 'auto') {
+    await sleep(500); // the last observe() calls of the warm-up
+    await rig.benchRedis.del(stateKey);
+    await rig.benchRedis.hset(metaKey, 'concurrency', '1');
+  }
+  rig.fake.configure({ concurrencyLimit: AUTO_CAP, concurrencyRetryAfter: '1' });
+  const sampler = sampleConcurrency(rig, fleet.prefix);
+  let window: WindowResult;
+  try {
+    // At most ~cap calls run at once under a global concurrency (static and auto), so the slot pairing of 3d/3e uses the cap.
+    window = await fluxqWindow(rig, fleet, `auto-${mode}-r1`, n, AUTO_SIZE, AUTO_L, { ideal: AUTO_IDEAL, slots: AUTO_CAP });
+  } finally {
+    rig.fake.configure({ concurrencyLimit: undefined });
+  }
+  const trace = (await sampler.stop()).filter((x) => x.at >= window.startAt - 500 && x.at <= window.endAt);
+  const state = await rig.benchRedis.hgetall(stateKey);
+  const { mine } = callStats(rig.fake.calls, `auto-${mode}-r1 `);
+  const limited = mine.filter((c) => c.status === 429).length;
+  const rel = (t: number | undefined) => (t === undefined || !Number.isFinite(t) ? undefined : t - window.startAt);
+  const capReachedMs = rel(mine.find((c) => c.inFlightAtArrival >= AUTO_CAP)?.at);
+  const first429Ms = rel(mine.find((c) => c.status === 429)?.at);
+  let settledMs: number | undefined;
+  if (mode === 'auto') {
+    const [lo, hi] = AUTO_BAND(AUTO_CAP);
+    const inBand = (x: AutoSample) => x.concurrency !== undefined && x.concurrency >= lo && x.concurrency <= hi;
+    let lastOut = -1;
+    trace.forEach((x, i) => {
+      if (!inBand(x)) lastOut = i;
+    });
+    const first = trace[lastOut + 1];
+    settledMs = first ? Math.max(0, first.at - window.startAt) : undefined;
+  }
+  let steadyJobsPerS: number | undefined;
+  if (settledMs !== undefined) {
+    const from = window.startAt + settledMs;
+    const ends = mine.filter((c) => c.status === 200 && c.endedAt !== undefined && c.endedAt > from).map((c) => c.endedAt as number);
+    const last = Math.max(...ends);
+    steadyJobsPerS = ends.length > 1 && last > from ? ends.length / ((last - from) / 1000) : undefined;
+  }
+  const run: AutoRun = {
+    mode,
+    globalConcurrency,
+    window,
+    calls: mine.length,
+    limited,
+    share429: limited / Math.max(1, mine.length),
+    peakAccepted: peakConcurrent(mine),
+    capReachedMs,
+    first429Ms,
+    settledMs,
+    steadyJobsPerS,
+    state,
+    trace,
+  };
+  log(
+    `  ${mode}: ${window.throughput.toFixed(1)} jobs/s (${((100 * window.throughput) / AUTO_IDEAL).toFixed(1)}% of cap/L), 429s ${limited}/${mine.length} (${(100 * run.share429).toFixed(2)}%), max in flight ${window.maxInFlight}, peak accepted ${run.peakAccepted}` +
+      (mode === 'auto' ? `, limit ${state.limit ?? '?'}, cap reached at ${f1((capReachedMs ?? NaN) / 1000)} s, settled at ${f1((settledMs ?? NaN) / 1000)} s` : ''),
+  );
+  await stopFleet(fleet);
+  await fleet.producer.close();
+  return run;
+}
+
+async function autoScenario(rig: Rig): Promise<AutoFigures> {
+  rig.fake.configure({ latencyMs: AUTO_L });
+  await prewarmFake(rig.fake, AUTO_SIZE);
+  const n = roundUp(AUTO_IDEAL * AUTO_SECONDS, AUTO_CAP);
+  const nCompare = roundUp(AUTO_IDEAL * AUTO_COMPARE_SECONDS, AUTO_CAP);
+  const runs: AutoRun[] = [];
+  try {
+    runs.push(await autoRun(rig, 'auto', n));
+    if (AUTO_COMPARE) {
+      runs.push(await autoRun(rig, 'unset', nCompare));
+      runs.push(await autoRun(rig, 'static', nCompare));
+    }
+  } finally {
+    rig.fake.configure({ latencyMs: LATENCY, concurrencyLimit: undefined });
+  }
+  return { runs };
+}
+
+/** The auto run's global concurrency over time, as its changes: "t s→limit". */
+function traceChanges(run: AutoRun): string {
+  const parts: string[] = [];
+  let last: number | undefined | null = null;
+  for (const x of run.trace) {
+    if (x.concurrency === last) continue;
+    last = x.concurrency;
+    parts.push(`${((x.at - run.window.startAt) / 1000).toFixed(2)}→${x.concurrency ?? '–'}`);
+  }
+  return parts.join(' ');
 }
 
 // ---------------------------------------------------------------- report
@@ -874,8 +1115,11 @@ function e2eRows(e2e: E2EFigures, imageBytes: number): Row[] {
 }
 
 function probeRows(probe: ProbeFigures): Row[] {
+  const top = probe.stalls.slice(0, 5);
+  const sum = (pick: (x: ProbeFigures['stalls'][number]) => number | undefined) => top.reduce((n, x) => n + (pick(x) ?? NaN), 0);
+  const stalls = top.length > 0 ? `; ${probe.stallCount} stalls > 20 ms, longest ${top.map((x) => f0(x.gapMs)).join(' ')} ms: main thread on a core ${f0(sum((x) => x.runMs))} ms, waiting for one ${f0(sum((x) => x.runQueueMs))} ms of ${f0(sum((x) => x.gapMs))} ⁵` : '';
   return [
-    { id: '5', figure: 'worker event-loop delay p50 / p99 / max (ms)', params: `in-process probe, C=${CONC} L=${LATENCY}ms ${SIZE.width}×${SIZE.height}, N=${probe.window.jobs}, ${f1(probe.window.throughput)} jobs/s`, fluxq: `${f1(probe.p50Ms)} / ${f1(probe.p99Ms)} / ${f0(probe.maxMs)}`, baseline: '', ratio: '', target: '', result: '' },
+    { id: '5', figure: 'worker event-loop delay p50 / p99 / max (ms)', params: `in-process probe, C=${CONC} L=${LATENCY}ms ${SIZE.width}×${SIZE.height}, N=${probe.window.jobs}, ${f1(probe.window.throughput)} jobs/s, busy ${f0((probe.window.machineBusy ?? NaN) * 100)}%${stalls}`, fluxq: `${f1(probe.p50Ms)} / ${f1(probe.p99Ms)} / ${f0(probe.maxMs)}`, baseline: '', ratio: '', target: '< 50 (p99)', result: pass(probe.p99Ms < 50) },
   ];
 }
 
@@ -884,8 +1128,37 @@ function scaleRows(scale: ScaleFigures): Row[] {
     { id: '7a', figure: 'scale-out: 1 worker (jobs/s)', params: `C=${SCALE_C} L=${SCALE_L}ms ${SCALE_SIZE.width}×${SCALE_SIZE.height} N=${scale.one.jobs}, ideal ${f0(scale.one.ideal)}, busy ${f0((scale.one.machineBusy ?? NaN) * 100)}%`, fluxq: `${f1(scale.one.throughput)} (${f0((100 * scale.one.throughput) / scale.one.ideal)}%)`, baseline: `${f1(scale.baseline.throughput)} (${f0((100 * scale.baseline.throughput) / scale.baseline.ideal)}%)`, ratio: f2(scale.one.throughput / scale.baseline.throughput), target: '', result: '' },
     { id: '7a′', figure: '  upstream idle per slot p50 / p99 (ms) ³', params: '1 worker vs 1 baseline process, same window sizes', fluxq: `${f1(percentile(scale.one.upstreamIdle, 50))} / ${f1(percentile(scale.one.upstreamIdle, 99))}`, baseline: `${f1(percentile(scale.baseline.upstreamIdle, 50))} / ${f1(percentile(scale.baseline.upstreamIdle, 99))}`, ratio: '', target: '', result: '' },
     { id: '7b', figure: 'scale-out: 4 workers (jobs/s)', params: `4 processes × C=${SCALE_C}, N=${scale.four.jobs}, ideal ${f0(scale.four.ideal)}, busy ${f0((scale.four.machineBusy ?? NaN) * 100)}%`, fluxq: `${f1(scale.four.throughput)} (${f0((100 * scale.four.throughput) / scale.four.ideal)}%)`, baseline: '', ratio: '', target: '', result: '' },
-    { id: '7c', figure: 'scale-out: 4 workers / 1 worker', params: 'latency-bound upstream', fluxq: f2(scale.ratio), baseline: '', ratio: '', target: '≥ 3.50', result: pass(scale.ratio >= 3.5) },
+    { id: '7c', figure: 'scale-out: 4 workers / 1 worker', params: 'latency-bound upstream', fluxq: scale.ratio.toFixed(3), baseline: '', ratio: '', target: '≥ 3.50', result: pass(scale.ratio >= 3.5) },
   ];
+}
+
+function autoRows(a: AutoFigures): Row[] {
+  const pctOf = (x: number) => `${f0((100 * x) / AUTO_IDEAL)}%`;
+  const share = (r: AutoRun) => `${(100 * r.share429).toFixed(2)} %`;
+  const sz = `${AUTO_SIZE.width}×${AUTO_SIZE.height}`;
+  const byMode = (m: AutoMode) => a.runs.find((r) => r.mode === m);
+  const rows: Row[] = [];
+  const auto = byMode('auto');
+  const stat = byMode('static');
+  if (auto) {
+    const w = auto.window;
+    const vsStatic = stat ? `; ${f2(w.throughput / stat.window.throughput)} × the static run` : '';
+    rows.push({ id: '8a', figure: 'adaptive concurrency: GLOBAL_CONCURRENCY=auto (jobs/s)', params: `${AUTO_W} workers × C=${AUTO_C} vs an account cap of ${AUTO_CAP} in flight, L=${AUTO_L}ms ${sz} N=${w.jobs}; ideal cap/L = ${f0(AUTO_IDEAL)}; from a cold controller (min 1, max 64); busy ${f0((w.machineBusy ?? NaN) * 100)}%${vsStatic}`, fluxq: `${f1(w.throughput)} (${pctOf(w.throughput)})`, baseline: '', ratio: '', target: `≥ ${f1(0.9 * AUTO_IDEAL)} (0.90 × cap/L)`, result: pass(w.throughput >= 0.9 * AUTO_IDEAL) });
+    rows.push({ id: '8a′', figure: '  auto after settling (200s/s) · per job p50: before call / after call / hand-over (ms)', params: `from ${f1((auto.settledMs ?? NaN) / 1000)} s to the last answer; a job's time besides L, see ² ³ (pairing with S = cap)`, fluxq: `${f1(auto.steadyJobsPerS)} (${pctOf(auto.steadyJobsPerS ?? NaN)}) · ${f0(percentile(w.pre, 50))} / ${f0(percentile(w.post, 50))} / ${f0(percentile(w.handover, 50))}`, baseline: '', ratio: '', target: '', result: '' });
+    rows.push({ id: '8b', figure: '  calls answered 429 (auto)', params: `${auto.limited} of ${auto.calls} upstream calls; ${auto.state.decreases ?? 0} cut(s) of the limit`, fluxq: share(auto), baseline: '', ratio: '', target: '< 2 %', result: pass(auto.share429 < 0.02) });
+    const [lo, hi] = AUTO_BAND(AUTO_CAP);
+    rows.push({ id: '8c', figure: '  settled limit · max in flight · peak 200s in flight', params: `\`{prefix}:concurrency\` limit at the end (learned break ${auto.state.bad ?? '?'}); ${AUTO_CAP} in flight first at ${f1((auto.capReachedMs ?? NaN) / 1000)} s, first 429 at ${f1((auto.first429Ms ?? NaN) / 1000)} s, limit in ${lo}–${hi} from ${f1((auto.settledMs ?? NaN) / 1000)} s on`, fluxq: `${auto.state.limit ?? '–'} · ${w.maxInFlight} · ${auto.peakAccepted}`, baseline: '', ratio: '', target: `cap ${AUTO_CAP}`, result: '' });
+  }
+  const unset = byMode('unset');
+  if (unset) {
+    const w = unset.window;
+    rows.push({ id: '8d', figure: '  GLOBAL_CONCURRENCY unset: 429 storm (jobs/s)', params: `${AUTO_W}×${AUTO_C} = ${AUTO_W * AUTO_C} slots vs cap ${AUTO_CAP}, N=${w.jobs}; 429s ${unset.limited} of ${unset.calls} = ${share(unset)}; max in flight ${w.maxInFlight}, peak 200s ${unset.peakAccepted}`, fluxq: `${f1(w.throughput)} (${pctOf(w.throughput)})`, baseline: '', ratio: '', target: '', result: '' });
+  }
+  if (stat) {
+    const w = stat.window;
+    rows.push({ id: '8e', figure: `  GLOBAL_CONCURRENCY=${AUTO_CAP}: static, ideal setting (jobs/s)`, params: `same fleet, N=${w.jobs}; 429s ${stat.limited} of ${stat.calls} = ${share(stat)}; max in flight ${w.maxInFlight}; per job p50 before call / after call / hand-over ${f0(percentile(w.pre, 50))} / ${f0(percentile(w.post, 50))} / ${f0(percentile(w.handover, 50))} ms, upstream idle/slot p50 ${f0(percentile(w.upstreamIdle, 50))} ms`, fluxq: `${f1(w.throughput)} (${pctOf(w.throughput)})`, baseline: '', ratio: '', target: '', result: '' });
+  }
+  return rows;
 }
 
 const strip = (w: WindowResult) => {
@@ -894,7 +1167,7 @@ const strip = (w: WindowResult) => {
   return { ...rest, overheadMs: q(overhead), preMs: q(pre), postMs: q(post), callMs: q(callMs), handoverMs: q(handover), upstreamIdleMs: q(upstreamIdle) };
 };
 
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'enqueue,e2e,probe,scale').split(',').map((x) => x.trim()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'enqueue,e2e,probe,scale,auto').split(',').map((x) => x.trim()));
 
 async function main(): Promise<number> {
   if (CPU_PROF) await mkdir(CPU_PROF, { recursive: true });
@@ -907,15 +1180,28 @@ async function main(): Promise<number> {
   const e2e = ONLY.has('e2e') ? await e2eScenario(rig) : undefined;
   const probe = ONLY.has('probe') ? await probeScenario(rig, e2e ? median(e2e.fluxq.map((w) => w.throughput / WORKERS)) : undefined) : undefined;
   const scale = SCALE && ONLY.has('scale') ? await scaleScenario(rig) : undefined;
+  // BENCH_ONLY=auto runs it in a quick run too.
+  const auto = (AUTO || process.env.BENCH_ONLY !== undefined) && ONLY.has('auto') ? await autoScenario(rig) : undefined;
 
-  const rows: Row[] = [...(enq ? enqueueRows(enq) : []), ...(e2e ? e2eRows(e2e, imageBytes) : []), ...(probe ? probeRows(probe) : []), ...(scale ? scaleRows(scale) : [])];
-  const windows = [...(e2e?.fluxq ?? []), ...(e2e?.baseline ?? []), ...(e2e?.stream ? [e2e.stream.window] : []), ...(probe ? [probe.window] : []), ...(scale ? [scale.one, scale.four, scale.baseline] : [])];
+  const rows: Row[] = [...(enq ? enqueueRows(enq) : []), ...(e2e ? e2eRows(e2e, imageBytes) : []), ...(probe ? probeRows(probe) : []), ...(scale ? scaleRows(scale) : []), ...(auto ? autoRows(auto) : [])];
+  const windows = [...(e2e?.fluxq ?? []), ...(e2e?.baseline ?? []), ...(e2e?.stream ? [e2e.stream.window] : []), ...(probe ? [probe.window] : []), ...(scale ? [scale.one, scale.four, scale.baseline] : []), ...(auto ? auto.runs.map((r) => r.window) : [])];
   const notes = [
     `Clock (2a, 7): from the first upstream call of the window arriving at the fake to the last job's finishedOn (baseline: its last PUT); workers are up, warmed (2×slots jobs) and idle, and the window's jobs are enqueued into the paused queue before it resumes.`,
     `¹ per job: (finishedOn − processedOn) − (fake answer end − call arrival) of its successful call, matched by prompt; baseline: (its end − its start) − the same. It holds everything a job does besides the upstream's own latency: ledger/checkpoint/S3 lookup, receiving and decoding the body, sha256, the PUT to s3rver, finalize.`,
     `² the two halves of ¹. ³ with at most S = W×C jobs running, the k-th job to finish frees the slot the (S+k)-th start takes: hand-over = start[S+k] − finish[k] (BullMQ processedOn/finishedOn); upstream idle = arrival[S+k] − answer end[k] at the fake, i.e. what one slot spends per job besides L (throughput ≈ S / (L + idle)).`,
     `⁴ the most this machine could do with this job mix: every core busy, or the single-threaded s3rver (or worker) at 100 %; when it is below 0.95 × ideal the throughput target cannot be met on this machine by fluxq or by the baseline.`,
     `* the throughput target is defined at L=200 ms, C=32, 1 worker, 1 MP; other parameters are compared with 0.95 × their own ideal.`,
+    ...(probe && probe.stalls.length > 0
+      ? [
+          `⁵ stalls of the probe's event loop (a 5 ms timer firing > 20 ms late), split by /proc/self/task/<pid>/schedstat into time the main thread ran (blocking work) and time it sat runnable on the run queue (no core free: starvation, not code). Their µs bounds are on the clock of --cpu-prof profiles: \`npx tsx bench/profile-summary.ts DIR --stalls\` shows what ran in them.`,
+        ]
+      : []),
+    ...(auto
+      ? [
+          `8: the fake answers 429 (Retry-After: 1) to a call that finds more than ${AUTO_CAP} in flight; a 429 pauses the whole queue for the Retry-After (queue.rateLimit) and puts the job back. Clock as in 2a. Workers are warmed without the cap; the auto run then starts from a reset controller (no {prefix}:concurrency, global concurrency 1), like a fresh deployment.`,
+          ...auto.runs.filter((r) => r.mode === 'auto').map((r) => `8 auto: BullMQ global concurrency over the window (s from the first call → value, sampled every 250 ms): ${traceChanges(r)}`),
+        ]
+      : []),
     ...(e2e && e2e.workerWarnLines > 0 ? [`workers wrote ${e2e.workerWarnLines} warn/error log line(s) during the run.`] : []),
     ...windows
       .filter((w) => w.outside.cpuMs > 0.05 * w.seconds * 1000 * cpus().length)
@@ -956,6 +1242,17 @@ async function main(): Promise<number> {
         : null,
       eventLoop: probe ? { ...probe, window: strip(probe.window) } : null,
       scale: scale ? { one: strip(scale.one), four: strip(scale.four), baseline: strip(scale.baseline), ratio: scale.ratio, concurrency: SCALE_C, latencyMs: SCALE_L, size: SCALE_SIZE } : null,
+      auto: auto
+        ? {
+            params: { cap: AUTO_CAP, workers: AUTO_W, concurrency: AUTO_C, latencyMs: AUTO_L, size: AUTO_SIZE, idealJobsPerS: AUTO_IDEAL, seconds: AUTO_SECONDS, compareSeconds: AUTO_COMPARE_SECONDS },
+            runs: auto.runs.map(({ window, trace, ...r }) => ({
+              ...r,
+              window: strip(window),
+              throughputOverIdeal: window.throughput / AUTO_IDEAL,
+              trace: trace.map((x) => ({ tMs: x.at - window.startAt, concurrency: x.concurrency ?? null, inFlight: x.inFlight })),
+            })),
+          }
+        : null,
       rows,
       notes,
     };

@@ -4,6 +4,12 @@
  * for each process role listed in DIR/index.json, restricted to its measured windows.
  *
  *   npx tsx bench/profile-summary.ts DIR [--top 25] [--all-time] [--per-image N]
+ *   npx tsx bench/profile-summary.ts DIR --stalls [--role worker-probe]
+ *
+ * `--stalls`: for each profile, the largest gaps between samples (timeDeltas) in its
+ * measured windows with the stack sampled right after each, and, for the worker-probe,
+ * what ran during each event-loop stall it recorded (index.json `stalls`, µs on the
+ * profile's own clock).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,6 +38,7 @@ interface IndexEntry {
   pid: number;
   spawnedAt: number;
   windows: { tag: string; start: number; end: number }[];
+  stalls?: { startUs: number; endUs: number; gapMs: number; runMs?: number; runQueueMs?: number }[];
 }
 
 const { values, positionals } = parseArgs({
@@ -45,6 +52,7 @@ const { values, positionals } = parseArgs({
     depth: { type: 'string', default: '4' },
     /** Only the measured windows whose tag contains this (e.g. e2e-r, base-r, scale4). */
     window: { type: 'string' },
+    stalls: { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -151,6 +159,10 @@ for (const file of files.sort()) {
       callerStacks.set(key, (callerStacks.get(key) ?? 0) + us);
     }
   }
+  if (values.stalls) {
+    printStalls(prof, byId, parent, entry, inWindow, file);
+    continue;
+  }
   const jobsHint = windows ? ` windows ${windows.map((w) => w.tag).join(', ')}` : ' whole run';
   console.log(`\n=== ${file}  pid ${pid}  ${entry?.role ?? '(not in index)'} —${jobsHint}: busy ${(total / 1000).toFixed(0)} ms, idle ${(idle / 1000).toFixed(0)} ms`);
   const pct = (us: number) => `${((100 * us) / Math.max(1, total)).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(7)} ms`;
@@ -161,5 +173,58 @@ for (const file of files.sort()) {
   if (callerStacks.size > 0) {
     console.log('  callers:');
     for (const [k, us] of [...callerStacks].sort((x, y) => y[1] - x[1]).slice(0, TOP)) console.log(`    ${pct(us)}  ${k}`);
+  }
+}
+
+function stackOf(byId: Map<number, ProfileNode>, parent: Map<number, number>, id: number, depth: number): string {
+  const frames: string[] = [];
+  let cur: number | undefined = id;
+  while (cur !== undefined && frames.length < depth) {
+    const f = (byId.get(cur) as ProfileNode).callFrame;
+    if (f.functionName !== '(root)') frames.push(`${f.functionName || '(anon)'}@${short(f.url).split('/').slice(-2).join('/')}:${f.lineNumber + 1}`);
+    cur = parent.get(cur);
+  }
+  return frames.join(' ← ');
+}
+
+function printStalls(prof: CpuProfile, byId: Map<number, ProfileNode>, parent: Map<number, number>, entry: IndexEntry | undefined, inWindow: (us: number) => boolean, file: string): void {
+  const times: number[] = [];
+  let t = prof.startTime;
+  for (const dt of prof.timeDeltas) times.push((t += dt));
+  console.log(`\n=== ${file}  ${entry?.role ?? '(not in index)'}`);
+  const gaps = prof.samples
+    .map((id, i) => ({ id, i, dt: prof.timeDeltas[i] ?? 0, at: times[i] ?? 0 }))
+    .filter((g) => inWindow(g.at))
+    .sort((a, b) => b.dt - a.dt)
+    .slice(0, 5);
+  console.log('  largest gaps between samples (measured windows), with the stack sampled at their end:');
+  for (const g of gaps) console.log(`    ${(g.dt / 1000).toFixed(1).padStart(7)} ms  ${stackOf(byId, parent, g.id, DEPTH + 2)}`);
+  for (const st of (entry?.stalls ?? []).slice(0, TOP)) {
+    const self = new Map<string, number>();
+    let busy = 0;
+    let idle = 0;
+    let n = 0;
+    let maxDt = 0;
+    prof.samples.forEach((id, i) => {
+      const at = times[i] ?? 0;
+      // A sample covers the time since the one before it.
+      const from = at - (prof.timeDeltas[i] ?? 0);
+      if (at <= st.startUs || from >= st.endUs) return;
+      const dt = Math.min(at, st.endUs) - Math.max(from, st.startUs);
+      const node = byId.get(id) as ProfileNode;
+      n++;
+      maxDt = Math.max(maxDt, prof.timeDeltas[i] ?? 0);
+      if (node.callFrame.functionName === '(idle)') {
+        idle += dt;
+        return;
+      }
+      busy += dt;
+      const key = stackOf(byId, parent, id, DEPTH);
+      self.set(key, (self.get(key) ?? 0) + dt);
+    });
+    console.log(
+      `  stall ${st.gapMs.toFixed(0)} ms (main thread on a core ${st.runMs?.toFixed(0) ?? '?'} ms, runnable waiting ${st.runQueueMs?.toFixed(0) ?? '?'} ms): ${n} samples, largest gap ${(maxDt / 1000).toFixed(1)} ms, busy ${(busy / 1000).toFixed(0)} ms, idle ${(idle / 1000).toFixed(0)} ms`,
+    );
+    for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 6)) console.log(`      ${(us / 1000).toFixed(1).padStart(6)} ms  ${k}`);
   }
 }

@@ -12,7 +12,8 @@ import type { RedisClient } from '../shared/redis.js';
  *  - a 429 cuts it multiplicatively and remembers where it broke: × 0.75 out of slow
  *    start; × (L−1)/L when it comes right after a +1 step to L (the round at L−1 held,
  *    so L−1 is the account's limit: back to it); × 0.9 otherwise (the limit dropped).
- *    429s from calls already in flight during a cooldown do not cut again;
+ *    429s of calls sent before a cut (within its cooldown) do not cut again; a raise
+ *    ends the cooldown;
  *  - below the known limit it climbs one per round (additive increase);
  *  - at it, it probes one above only every AUTO_PROBE_ROUNDS rounds and no sooner than
  *    60 × the last Retry-After after a cut: a probe that breaks costs the fleet one
@@ -30,8 +31,8 @@ local bad = tonumber(redis.call('HGET', KEYS[1], 'bad') or '0')
 local old = limit
 local reason = ''
 if ARGV[1] == '429' then
-  local last = tonumber(redis.call('HGET', KEYS[1], 'decreased_at') or '0')
-  if now - last >= tonumber(ARGV[6]) then
+  -- After a cut, 429s of calls sent before it are not news; a raise ends that cooldown.
+  if now >= tonumber(redis.call('HGET', KEYS[1], 'cooldown_until') or '0') then
     local stepped = redis.call('HGET', KEYS[1], 'stepped') == '1'
     local known = bad > 0
     bad = limit
@@ -39,7 +40,7 @@ if ARGV[1] == '429' then
     elseif known then limit = math.floor(limit * 0.9)
     else limit = math.floor(limit * 0.75) end
     redis.call('HSET', KEYS[1], 'stepped', '0')
-    redis.call('HSET', KEYS[1], 'decreased_at', now, 'successes', 0, 'rounds', 0, 'retry_after', ARGV[7])
+    redis.call('HSET', KEYS[1], 'decreased_at', now, 'cooldown_until', now + tonumber(ARGV[6]), 'successes', 0, 'rounds', 0, 'retry_after', ARGV[7])
     redis.call('HINCRBY', KEYS[1], 'decreases', 1)
     reason = 'a 429: decrease'
   end
@@ -70,6 +71,7 @@ else
 end
 if limit < min then limit = min end
 if limit > max then limit = max end
+if limit > old then redis.call('HSET', KEYS[1], 'cooldown_until', 0) end
 redis.call('HSET', KEYS[1], 'limit', limit, 'bad', bad)
 if limit ~= old or redis.call('HGET', KEYS[2], 'concurrency') ~= tostring(limit) then
   redis.call('HSET', KEYS[2], 'concurrency', limit)
