@@ -67,6 +67,12 @@ BENCH_ONLY=enqueue,e2e,probe,scale,auto runs a subset.`);
   process.exit(0);
 }
 
+/** CPU ms per image of the processes around the worker (fake + bench, s3rver, redis) over a window. */
+function rigPerImage(rig0: { bench: number; s3rver: number; redis: number }, rig1: { bench: number; s3rver: number; redis: number }, completed: number) {
+  const per = (a: number, b: number) => (b - a) / Math.max(1, completed);
+  return { bench: per(rig0.bench, rig1.bench), s3rver: per(rig0.s3rver, rig1.s3rver), redis: per(rig0.redis, rig1.redis) };
+}
+
 function num(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v);
   if (v === undefined || !Number.isFinite(n) || n < min || n > max) {
@@ -476,11 +482,7 @@ async function fluxqWindow(
     cpuMs: cpu,
     cpuMsPerImage: cpu.reduce((a, b) => a + b, 0) / Math.max(1, completed),
     machineBusy: busyShare(sys0, sys1),
-    rigCpuMsPerImage: {
-      bench: (rig1.bench - rig0.bench) / Math.max(1, completed),
-      s3rver: (rig1.s3rver - rig0.s3rver) / Math.max(1, completed),
-      redis: (rig1.redis - rig0.redis) / Math.max(1, completed),
-    },
+    rigCpuMsPerImage: rigPerImage(rig0, rig1, completed),
     overhead,
     pre,
     post,
@@ -561,11 +563,7 @@ async function baselineWindow(
     cpuMs: [cpu1 - cpu0],
     cpuMsPerImage: (cpu1 - cpu0) / Math.max(1, completed),
     machineBusy: busyShare(sys0, sys1),
-    rigCpuMsPerImage: {
-      bench: (rig1.bench - rig0.bench) / Math.max(1, completed),
-      s3rver: (rig1.s3rver - rig0.s3rver) / Math.max(1, completed),
-      redis: (rig1.redis - rig0.redis) / Math.max(1, completed),
-    },
+    rigCpuMsPerImage: rigPerImage(rig0, rig1, completed),
     overhead,
     pre,
     post,
