@@ -18,7 +18,7 @@ import { startLocalRedis, type LocalRedis } from '../src/demo/local-redis.js';
 import { createProducer, type Producer } from '../src/producer/producer.js';
 import { loadConfig } from '../src/shared/config.js';
 import { busyShare, clockTicks, cpuMs, peakRssMiB, rssMiB, outsideLoad, snapshotAll, systemCpu, topConsumers, type ProcSnapshot } from './proc-stats.js';
-import { liveChildren, median, percentile, pollUntil, sleep, spawnChild, withTimeout, type Child } from './util.js';
+import { CleanUps, median, percentile, pollUntil, sleep, spawnChild, withTimeout, type Child } from './util.js';
 
 // ---------------------------------------------------------------- options
 
@@ -68,6 +68,11 @@ BENCH_ONLY=enqueue,e2e,probe,scale,auto runs a subset.`);
 }
 
 /** CPU ms per image of the processes around the worker (fake + bench, s3rver, redis) over a window. */
+/** Upstream idle per slot: the fake's log paired the same way as the job hand-over (³). */
+function callGaps(calls: readonly { at: number; endedAt?: number | undefined }[], slots: number) {
+  return slotGaps(calls.map((c) => c.at), calls.map((c) => c.endedAt ?? c.at), slots);
+}
+
 function rigPerImage(rig0: { bench: number; s3rver: number; redis: number }, rig1: { bench: number; s3rver: number; redis: number }, completed: number) {
   const per = (a: number, b: number) => (b - a) / Math.max(1, completed);
   return { bench: per(rig0.bench, rig1.bench), s3rver: per(rig0.s3rver, rig1.s3rver), redis: per(rig0.redis, rig1.redis) };
@@ -152,7 +157,7 @@ interface Rig {
 }
 
 const BUCKETS = { e2e: 'bench-e2e', base: 'bench-base', probe: 'bench-probe', scale: 'bench-scale', auto: 'bench-auto' };
-const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
+const cleanups = new CleanUps({ log, timeoutMs: 20_000, firstSignal: 'SIGTERM', signalMessage: 'cleaning up' });
 const profIndex: { role: string; pid: number; spawnedAt: number; windows: { tag: string; start: number; end: number }[]; stalls?: unknown[] }[] = [];
 
 async function startRig(): Promise<Rig> {
@@ -492,11 +497,7 @@ async function fluxqWindow(
       timed.map(([, t]) => t.finishedOn),
       slots,
     ),
-    upstreamIdle: slotGaps(
-      mine.map((c) => c.at),
-      mine.map((c) => c.endedAt ?? c.at),
-      slots,
-    ),
+    upstreamIdle: callGaps(mine, slots),
     maxInFlight: rig.fake.maxInFlight,
     upstreamCalls: mine.length,
     top,
@@ -573,11 +574,7 @@ async function baselineWindow(
       jobs.map((j) => j[2]),
       conc,
     ),
-    upstreamIdle: slotGaps(
-      mine.map((c) => c.at),
-      mine.map((c) => c.endedAt ?? c.at),
-      conc,
-    ),
+    upstreamIdle: callGaps(mine, conc),
     maxInFlight: rig.fake.maxInFlight,
     upstreamCalls: mine.length,
     top,
@@ -1027,22 +1024,8 @@ function printTable(rows: Row[]): string {
 
 // ---------------------------------------------------------------- main
 
-let cleaningUp: Promise<void> | undefined;
 async function cleanup(): Promise<void> {
-  cleaningUp ??= (async () => {
-    for (const c of liveChildren()) c.proc.kill('SIGTERM');
-    for (const { name, fn } of cleanups.reverse()) {
-      await withTimeout(Promise.resolve().then(fn), 20_000, `clean-up of ${name}`).catch((err: unknown) => log(`clean-up of ${name}: ${(err as Error).message}`));
-    }
-    for (const c of liveChildren()) c.proc.kill('SIGKILL');
-  })();
-  return cleaningUp;
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
+  return cleanups.run();
 }
 
 function enqueueRows(enq: EnqueueFigures): Row[] {

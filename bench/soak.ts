@@ -19,7 +19,7 @@ import { CONFIG_VARIABLES, loadConfig } from '../src/shared/config.js';
 import { createS3Client } from '../src/shared/s3.js';
 import { startS3Proxy, type S3Proxy } from '../test/helpers/s3-proxy.js';
 import { printAudit, runAudit, type AuditReport, type ChaosEvent, type ChaosKind, type S3LogEntry, type SoakJob, type WorkerRun } from './soak-audit.js';
-import { liveChildren, sleep, spawnChild, withTimeout, type Child } from './util.js';
+import { CleanUps, sleep, spawnChild, withTimeout, type Child } from './util.js';
 
 // ---------------------------------------------------------------- options
 
@@ -143,7 +143,7 @@ interface Rig {
   producer: Producer;
 }
 
-const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
+const cleanups = new CleanUps({ log, timeoutMs: 6000, firstSignal: 'SIGKILL', firstOnly: (c) => c.name.startsWith('worker'), signalMessage: 'killing the workers, stopping redis-server, s3rver and the fake' });
 let phase: 'setup' | 'chaos' | 'drain' | 'stop' | 'audit' = 'setup';
 
 // ---------------------------------------------------------------- rig
@@ -561,22 +561,8 @@ async function waitForBatchCompletion(rig: Rig, untilMs: number): Promise<void> 
 
 // ---------------------------------------------------------------- clean-up
 
-let cleaningUp: Promise<void> | undefined;
 async function cleanup(): Promise<void> {
-  cleaningUp ??= (async () => {
-    for (const c of liveChildren()) if (c.name.startsWith('worker')) c.proc.kill('SIGKILL');
-    for (const { name, fn } of cleanups.reverse()) {
-      await withTimeout(Promise.resolve().then(fn), 6000, `clean-up of ${name}`).catch((err: unknown) => log(`clean-up of ${name}: ${(err as Error).message}`));
-    }
-    for (const c of liveChildren()) c.proc.kill('SIGKILL');
-  })();
-  return cleaningUp;
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: killing the workers, stopping redis-server, s3rver and the fake`);
-    void cleanup().finally(() => process.exit(130));
-  });
+  return cleanups.run();
 }
 // The hard deadline: whatever is happening, stop everything.
 const watchdog = setTimeout(() => {

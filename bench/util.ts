@@ -199,3 +199,40 @@ export function onStdinCommands(handle: (cmd: Record<string, unknown>) => void):
 export function emit(msg: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(msg)}\n`);
 }
+
+/**
+ * What a bench script must undo, run once in reverse order whatever happens: children
+ * are first sent `firstSignal` (all of them, or only those `firstOnly` picks), each
+ * clean-up gets `timeoutMs`, then whatever child is left is SIGKILLed. SIGINT/SIGTERM
+ * run it and exit 130.
+ */
+export class CleanUps {
+  readonly #steps: { name: string; fn: () => Promise<unknown> }[] = [];
+  #running: Promise<void> | undefined;
+
+  constructor(
+    private readonly opts: { log: (msg: string) => void; timeoutMs: number; firstSignal: NodeJS.Signals; firstOnly?: (c: Child) => boolean; signalMessage: string },
+  ) {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        opts.log(`${sig}: ${opts.signalMessage}`);
+        void this.run().finally(() => process.exit(130));
+      });
+    }
+  }
+
+  push(step: { name: string; fn: () => Promise<unknown> }): void {
+    this.#steps.push(step);
+  }
+
+  run(): Promise<void> {
+    this.#running ??= (async () => {
+      for (const c of liveChildren()) if (!this.opts.firstOnly || this.opts.firstOnly(c)) c.proc.kill(this.opts.firstSignal);
+      for (const { name, fn } of this.#steps.reverse()) {
+        await withTimeout(Promise.resolve().then(fn), this.opts.timeoutMs, `clean-up of ${name}`).catch((err: unknown) => this.opts.log(`clean-up of ${name}: ${(err as Error).message}`));
+      }
+      for (const c of liveChildren()) c.proc.kill('SIGKILL');
+    })();
+    return this.#running;
+  }
+}
