@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { refuseWithoutDns, resolveAllowed, type AddressPolicy } from '../shared/address-policy.js';
+import { resolveAllowed, type AddressPolicy } from '../shared/address-policy.js';
 import type { Config } from '../shared/config.js';
 import { envelopeInputs, generationParams, type Envelope } from '../shared/envelope.js';
 import { InputError } from '../shared/errors.js';
@@ -36,17 +36,10 @@ export interface PrepareContext {
  * INPUT_URL_ALLOW_PRIVATE=1. A host that does not resolve now is left to the worker.
  */
 async function checkUrlInput(field: InputImageField, value: string, ctx: PrepareContext): Promise<void> {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InputError(field, 'is not a valid https:// URL');
-  }
+  // The URL's shape and any private IP literal were checked during validation.
   const policy: AddressPolicy = { allowPrivate: ctx.config.inputs.allowPrivateUrls, ...(ctx.resolver ? { resolver: ctx.resolver } : {}) };
-  const early = refuseWithoutDns(url, policy, ['https:']);
-  if (early) throw new InputError(field, `${value} is refused: ${early}`);
-  const resolved = await resolveAllowed(url, policy, ['https:']);
-  if ('refused' in resolved && !/does not resolve/.test(resolved.refused)) throw new InputError(field, `${value} is refused: ${resolved.refused}`);
+  const resolved = await resolveAllowed(new URL(value), policy, ['https:']);
+  if ('refused' in resolved) throw new InputError(field, `${value} is refused: ${resolved.refused}`);
 }
 
 /** Inline inputs → S3 references; s3:// and https:// references are kept. */

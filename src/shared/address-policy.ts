@@ -84,9 +84,12 @@ export function refuseWithoutDns(url: URL, policy: AddressPolicy, schemes: reado
 
 /**
  * Resolve the URL's host and check every address it resolves to. Returns the address
- * to connect to (pinned, so a second lookup cannot rebind it), or why it is refused.
+ * to connect to (pinned, so a second lookup cannot rebind it), why the policy refuses
+ * it, or — a different thing, which a retry may cure — that the host does not resolve.
  */
-export async function resolveAllowed(url: URL, policy: AddressPolicy, schemes: readonly string[]): Promise<{ address: string; family: 4 | 6 } | { refused: string }> {
+export type ResolveOutcome = { address: string; family: 4 | 6 } | { refused: string } | { unresolved: string };
+
+export async function resolveAllowed(url: URL, policy: AddressPolicy, schemes: readonly string[]): Promise<ResolveOutcome> {
   const early = refuseWithoutDns(url, policy, schemes);
   if (early) return { refused: early };
   const host = hostOf(url);
@@ -96,9 +99,9 @@ export async function resolveAllowed(url: URL, policy: AddressPolicy, schemes: r
   try {
     addrs = await (policy.resolver ?? systemResolver)(host);
   } catch (err) {
-    return { refused: `host ${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+    return { unresolved: `host ${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
   }
-  if (addrs.length === 0) return { refused: `host ${host} does not resolve` };
+  if (addrs.length === 0) return { unresolved: `host ${host} does not resolve` };
   const checkPublic = !(policy.allowedHosts && policy.allowedHosts.length > 0) && !policy.allowPrivate;
   if (checkPublic) {
     const bad = addrs.find((a) => !isPublicAddress(a.address));

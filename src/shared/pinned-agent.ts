@@ -18,6 +18,7 @@ export function pinnedAgent(policy: AddressPolicy, opts: { timeoutMs: number; ca
     resolveAllowed(new URL(`https://${hostname.includes(':') ? `[${hostname}]` : hostname}/`), policy, ['https:'])
       .then((r) => {
         if ('refused' in r) callback(new RefusedAddress(r.refused), '', 4);
+        else if ('unresolved' in r) callback(Object.assign(new Error(r.unresolved), { code: 'ENOTFOUND' }), '', 4);
         else callback(null, r.address, r.family);
       })
       .catch((err: Error) => callback(err, '', 4));

@@ -150,8 +150,9 @@ export class WebhookService {
     const last = attempt >= (job.opts.attempts ?? 1);
     try {
       const url = new URL(d.url);
-      const early = await resolveAllowed(url, this.#policy, WEBHOOK_SCHEMES);
-      if ('refused' in early) throw new RefusedUrl(early.refused);
+      const resolved = await resolveAllowed(url, this.#policy, WEBHOOK_SCHEMES);
+      if ('refused' in resolved) throw new RefusedUrl(resolved.refused);
+      if ('unresolved' in resolved) throw new Error(resolved.unresolved); // DNS may answer on the next try
       const body = webhookBody(d);
       const msgId = `evt_${d.id}`;
       const now = new Date();

@@ -137,19 +137,28 @@ test('inputs that go bad after enqueue fail the job as permanent, naming the fie
     { id: 'nf', prompt: 'nf', input_image: files.url('/nothing-here.png') },
     { id: 'redirect', prompt: 'redirect', input_image: files.url('/moved.png') },
     { id: 'rebind', prompt: 'rebind', input_image: 'https://images.internal-corp.example/cat.png' },
+    { id: 'nodns', prompt: 'nodns', input_image: 'https://nowhere.example/cat.png' },
   ]);
   await h.s3.send(new DeleteObjectCommand({ Bucket: h.bucket, Key: 'uploads/soon-gone.png' }));
-  const resolver: HostResolver = async (host) => (host === 'images.internal-corp.example' ? [{ address: '10.9.8.7', family: 4 }] : [{ address: '127.0.0.1', family: 4 }]);
+  const resolver: HostResolver = async (host) => {
+    if (host === 'nowhere.example') throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    return host === 'images.internal-corp.example' ? [{ address: '10.9.8.7', family: 4 }] : [{ address: '127.0.0.1', family: 4 }];
+  };
   const strict = await h.worker({ INPUT_URL_ALLOW_PRIVATE: '0' }, { tlsCa: files.cert, resolver });
   const expected: Record<string, RegExp> = {
     gone: new RegExp(`^permanent: input_image_3: s3://${h.bucket}/uploads/soon-gone\\.png not found$`),
     text: /^permanent: input_image_2: https:\/\/127\.0\.0\.1:\d+\/text\.png is refused: host 127\.0\.0\.1 is a private or loopback address$/,
     rebind: /^permanent: input_image: https:\/\/images\.internal-corp\.example\/cat\.png is refused: host images\.internal-corp\.example resolves to 10\.9\.8\.7, a private or loopback address$/,
+    // A host that does not resolve may resolve later: retried like any transient error, not refused.
+    nodns: /^transient: input_image: https:\/\/nowhere\.example\/cat\.png: .*host nowhere\.example does not resolve \(ENOTFOUND\)/,
   };
   for (const [id, re] of Object.entries(expected)) {
     const st = await producer.waitFor(id);
     assert.equal(st.state, 'failed', id);
     assert.match(st.error ?? '', re);
+    assert.equal(st.attempts, 0, `${id}: no upstream call`);
+    const tries = (await producer.queue.getJob(id))?.attemptsMade;
+    assert.equal(tries, id === 'nodns' ? h.config().worker.jobAttempts : 1, `${id}: tries`);
   }
   // With private URLs allowed, the content itself is checked.
   await strict.close();
