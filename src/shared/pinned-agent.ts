@@ -23,10 +23,13 @@ export function pinnedAgent(policy: AddressPolicy, opts: { timeoutMs: number; ca
       })
       .catch((err: Error) => callback(err, '', 4));
   };
+  // Callers bound each request with their own deadline (AbortSignal of timeoutMs), which
+  // must fire first so the error names their setting; these only bound a broken socket.
+  const backstopMs = opts.timeoutMs + 5000;
   return new Agent({
-    connect: { lookup, timeout: opts.timeoutMs, ...(opts.ca ? { ca: opts.ca } : {}) },
-    headersTimeout: opts.timeoutMs,
-    bodyTimeout: opts.timeoutMs,
+    connect: { lookup, timeout: backstopMs, ...(opts.ca ? { ca: opts.ca } : {}) },
+    headersTimeout: backstopMs,
+    bodyTimeout: backstopMs,
     keepAliveTimeout: 5000,
   });
 }
