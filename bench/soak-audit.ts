@@ -691,6 +691,22 @@ export async function runAudit(a: AuditInput): Promise<AuditReport> {
   const neverWorked = restartTimes.filter((x, i) => x.firstStored === undefined && runEnd(restarts[i] as WorkerRun) - (restarts[i] as WorkerRun).spawnedAt > 15_000);
   check('12f', 'restarted workers that stored nothing in their first 15 s', neverWorked.length, 0, neverWorked.length ? `(${neverWorked.map((x) => `${x.slot}#${x.gen}`).join(', ')})` : '');
 
+  // SPEC §7 Field conditions: a SIGKILLed worker's jobs run again within 20 s at the
+  // default lock settings. For every call a kill cut off, the job's next sign of life: its
+  // next call at the fake, or its final state (a run that found its images stored).
+  const recoveries: number[] = [];
+  for (const k of killEvents.map((e) => e.t)) {
+    for (const v of views) {
+      const cs = callsOf(v);
+      if (!cs.some((c) => c.at < k && c.outcome === 'client went away' && (c.endedAt === undefined || c.endedAt >= k))) continue;
+      const next = cs.find((c) => c.at >= k)?.at ?? Number(v.rec?.finished ?? NaN);
+      if (Number.isFinite(next)) recoveries.push(next - k);
+    }
+  }
+  const slowRecoveries = recoveries.filter((ms) => ms > 20_000);
+  check('12g', `jobs cut off by a kill that ran again > 20 s after it (${recoveries.length} cut off; ${recoveries.length ? `median ${fmtS(median(recoveries))}, max ${fmtS(Math.max(...recoveries))}` : '–'})`, slowRecoveries.length);
+  data.recoveries = recoveries;
+
   const rDown = a.chaos.find((e) => e.kind === 'redis-down');
   const rUp = a.chaos.find((e) => e.kind === 'redis-up');
   row('13', 'Redis restarted (AOF on, appendfsync always)', rDown ? `yes, at ${at(rDown.t)}, down ${fmtMs(rUp ? rUp.t - rDown.t : undefined)}` : 'no', 'yes', rDown && rUp ? 'PASS' : 'FAIL');
