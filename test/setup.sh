@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The test suite's own set-up, run by `npm test` before any test (and by .ci/run through it):
+# installs what a fresh Debian/Ubuntu machine lacks for the suite — redis-server, docker-compose
+# (the compose file's check), Chromium (the page tests) — and the locked npm dependencies when
+# node_modules is missing. Only what is missing is installed; a machine that has everything
+# spends well under a second here. Where something is missing and cannot be installed (no
+# root, no sudo, no apt-get), it stops with one line per tool naming how to get it: no test is
+# ever skipped for a missing tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="none"; fi
+  fi
+  if [ "$SUDO" = "none" ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "test set-up: these tools are missing and cannot be installed here (needs apt-get as root or password-less sudo):" >&2
+    for m in "${missing[@]}"; do
+      case "$m" in
+        redis-server) echo "  redis-server: install the Debian package redis-server (any Redis ≥ 6.2 on PATH)" >&2 ;;
+        docker-compose) echo "  docker-compose: install the Debian package docker-compose (only 'docker-compose config' is run)" >&2 ;;
+        chromium) echo "  chromium: install the Debian package chromium, or set CHROMIUM_PATH to a Chromium binary" >&2 ;;
+      esac
+    done
+    exit 2
+  fi
+  echo "test set-up: installing ${missing[*]}"
+  # apt-get's lists may be absent on a fresh machine: update once, then install.
+  $SUDO apt-get update -y -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# (test/unit/test-setup.test.ts checks the part above with stub commands and stops here.)
+[ "${FLUXQ_SETUP_ONLY_TOOLS:-}" = 1 ] && exit 0
+
+if [ ! -d node_modules ] || [ ! -e node_modules/.package-lock.json ]; then
+  echo "test set-up: node_modules missing: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+# A second Node major for the field tests that must hold on every version the README
+# claims (host names through the pinned agent): see test/node-versions.ts.
+if [ -f test/other-node.sh ]; then bash test/other-node.sh; fi
