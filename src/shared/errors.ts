@@ -86,30 +86,125 @@ export class InputUnavailableError extends Error {
 }
 
 /**
- * S3 could not store or read an object. Waiting helps (the bytes are kept and the upload
- * retried) unless `config` says the bucket or the credentials are wrong, which no retry
- * fixes and which every job would hit alike.
+ * What an S3 error means for the job that hit it:
+ *  - `config`: the bucket, the credentials or the endpoint are wrong. Every job would hit
+ *    it alike and no retry fixes it: the queue is paused until someone fixes it.
+ *  - `request`: S3 refused this one request (a 4xx such as `KeyTooLongError`,
+ *    `InvalidArgument`, `EntityTooLarge`). Sending it again cannot help: the job fails.
+ *  - `outage`: S3 is unreachable, slow or overloaded (5xx, 429/503 `SlowDown`, timeouts,
+ *    connection errors). Waiting helps: the bytes are kept and the upload retried.
+ */
+export type S3ErrorKind = 'config' | 'request' | 'outage';
+
+/**
+ * S3 error names that mean a wrong bucket, wrong or missing credentials or a wrong
+ * endpoint/region: waiting does not help. Besides these, any 401/403 is `config`.
+ */
+export const S3_CONFIG_ERRORS: ReadonlySet<string> = new Set([
+  'NoSuchBucket',
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidBucketName',
+  'PermanentRedirect',
+  'AuthorizationHeaderMalformed',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'AccountProblem',
+  'AllAccessDisabled',
+  'NotSignedUp',
+  'IllegalLocationConstraintException',
+  'CredentialsProviderError',
+]);
+
+/** S3 error names that say "try again later" even though some come with a 4xx status. */
+export const S3_OUTAGE_ERRORS: ReadonlySet<string> = new Set([
+  'RequestTimeout',
+  'SlowDown',
+  'OperationAborted',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'ServiceUnavailable',
+  'InternalError',
+  'TimeoutError',
+]);
+
+/** A 403 about the object asked for, not the credentials (an archived input image). */
+const S3_REQUEST_403 = new Set(['InvalidObjectState']);
+
+/** Sort an S3 SDK error (its `name` and `$metadata.httpStatusCode`) into config, request or outage. */
+export function classifyS3Error(name: string, status: number | undefined): S3ErrorKind {
+  if (S3_CONFIG_ERRORS.has(name)) return 'config';
+  if (S3_OUTAGE_ERRORS.has(name)) return 'outage';
+  if (status === undefined || status === 0) return 'outage'; // no answer: network, timeout, abort
+  if ((status === 401 || status === 403) && !S3_REQUEST_403.has(name)) return 'config';
+  if (status === 301) return 'config'; // the bucket lives in another region/endpoint
+  if (status === 408 || status === 429) return 'outage';
+  if (status >= 400 && status < 500) return 'request';
+  return 'outage'; // 5xx, and anything else a proxy may answer
+}
+
+export interface StorageErrorInit {
+  /** What was being done, e.g. `writing images/b/j/0.png`. */
+  doing: string;
+  /** The S3 error code (`KeyTooLongError`), or the SDK/transport error's name. */
+  code: string;
+  status?: number | undefined;
+  /** S3's own message, one line. */
+  detail: string;
+  kind: S3ErrorKind;
+  cause?: unknown;
+}
+
+/**
+ * S3 could not store or read an object. `kind` says what that means (S3ErrorKind):
+ * waiting helps for an outage, a config error pauses the queue, a request error fails
+ * the job (`reason` is its SPEC §7 failure reason).
  */
 export class StorageError extends Error {
   override readonly name = 'StorageError';
-  readonly retryable = true;
-  readonly config: boolean;
+  readonly kind: S3ErrorKind;
+  readonly doing: string;
+  readonly code: string;
+  readonly status: number | undefined;
+  readonly detail: string;
 
-  constructor(message: string, options?: { cause?: unknown; config?: boolean }) {
-    super(oneLine(message), options);
-    this.config = options?.config ?? false;
+  constructor(init: StorageErrorInit) {
+    super(oneLine(`${init.doing} failed: ${init.code}${init.status ? ` (HTTP ${init.status})` : ''}: ${init.detail}`), { cause: init.cause });
+    this.kind = init.kind;
+    this.doing = init.doing;
+    this.code = init.code;
+    this.status = init.status;
+    this.detail = init.detail;
+  }
+
+  /** The bucket or the credentials are wrong: no retry fixes it, every job would hit it. */
+  get config(): boolean {
+    return this.kind === 'config';
+  }
+
+  /** Only a request error is never worth retrying. */
+  get retryable(): boolean {
+    return this.kind !== 'request';
+  }
+
+  /** The one-line failure reason of a request error: `permanent: S3 400 KeyTooLongError writing images/…/0.png: …`. */
+  get reason(): string {
+    const status = this.status !== undefined ? ` ${this.status}` : '';
+    return oneLine(`permanent: S3${status} ${this.code} ${this.doing}: ${this.detail}`);
   }
 }
 
-/** S3 error names that mean a wrong bucket or wrong credentials: waiting does not help. */
-export const S3_CONFIG_ERRORS: ReadonlySet<string> = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidBucketName', 'PermanentRedirect', 'AuthorizationHeaderMalformed']);
-
-/** Wrap an S3 SDK error as a StorageError saying what was being done. */
+/** Wrap an S3 SDK error as a StorageError saying what was being done, classified. */
 export function storageError(doing: string, err: unknown): StorageError {
-  const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  const name = e.name ?? e.code ?? 'Error';
-  return new StorageError(`${doing} failed: ${name}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`, { cause: err, config: S3_CONFIG_ERRORS.has(name) });
+  const e = err as { name?: string; message?: string; code?: string; Code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  const status = e?.$metadata?.httpStatusCode;
+  const code = (e?.name && e.name !== 'Error' ? e.name : undefined) ?? e?.Code ?? e?.code ?? 'Error';
+  const detail = oneLine(e?.message ?? String(err), 300);
+  return new StorageError({ doing, code, status, detail, kind: classifyS3Error(code, status), cause: err });
 }
 
 /** A batch reached its megapixel budget: the job fails without an upstream call. */

@@ -23,6 +23,8 @@ export interface RedisKeys {
   webhookOutbox: string;
   /** Outbox entries being moved into the webhook queue (a list), for crash recovery. */
   webhookRelaying: string;
+  /** Outbox entries that could not be read as a delivery (a capped list), kept for a look. */
+  webhookDead: string;
   /** Once-only guard of a webhook.failed event. */
   webhookFailedGuard(deliveryId: string): string;
   /** BullMQ's own hash for a generation job. */
@@ -59,6 +61,7 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     batchesPending: `${prefix}:batches:pending`,
     webhookOutbox: `${prefix}:webhooks:outbox`,
     webhookRelaying: `${prefix}:webhooks:relaying`,
+    webhookDead: `${prefix}:webhooks:dead`,
     webhookFailedGuard: (deliveryId) => `${prefix}:webhooks:failed:${deliveryId}`,
     bullJob: (jobId) => `${prefix}:${queueName}:${jobId}`,
     bullFailed: `${prefix}:${queueName}:failed`,

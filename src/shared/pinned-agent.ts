@@ -14,11 +14,12 @@ export class RefusedAddress extends Error {
  * callers check those with `refuseWithoutDns` first.
  */
 export function pinnedAgent(policy: AddressPolicy, opts: { timeoutMs: number; ca?: string | Buffer | undefined }): Agent {
-  const lookup: LookupFunction = (hostname, _options, callback) => {
+  const lookup: LookupFunction = (hostname, options, callback) => {
     resolveAllowed(new URL(`https://${hostname.includes(':') ? `[${hostname}]` : hostname}/`), policy, ['https:'])
       .then((r) => {
         if ('refused' in r) callback(new RefusedAddress(r.refused), '', 4);
         else if ('unresolved' in r) callback(Object.assign(new Error(r.unresolved), { code: 'ENOTFOUND' }), '', 4);
+        else if (options.all) (callback as unknown as (err: null, addresses: { address: string; family: number }[]) => void)(null, [{ address: r.address, family: r.family }]);
         else callback(null, r.address, r.family);
       })
       .catch((err: Error) => callback(err, '', 4));

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { storageError, type StorageError } from '../shared/errors.js';
+import { StorageError, storageError } from '../shared/errors.js';
 import type { StoredImage } from '../shared/events.js';
 import { imageKey } from '../shared/keys.js';
 import type { UpstreamResponseMeta } from '../shared/upstream.js';
@@ -91,15 +91,17 @@ export interface StoreImagesOptions {
   /** How long to keep trying while S3 is unreachable, holding the bytes (the job stays ours). */
   retryWindowMs: number;
   signal?: AbortSignal | undefined;
-  /** Told of each failed round (after the SDK's own retries), e.g. to spool the bytes once. */
+  /** Told of each failed round (after the SDK's own retries), e.g. to spool the bytes once; not `retryable` = the job fails, its bytes are of no further use. */
   onFailure?: (err: StorageError, round: number) => Promise<void> | void;
 }
 
 /**
  * Upload every image of a job to its deterministic keys. A PUT is idempotent, so a
- * round that fails is simply tried again: first by the SDK (standard retry mode),
- * then here, with backoff, for up to `retryWindowMs`, without ever regenerating.
- * Throws StorageError when the window closes or the error is one waiting cannot fix.
+ * round that fails for an outage is simply tried again: first by the SDK (standard retry
+ * mode), then here, with backoff, for up to `retryWindowMs`, without ever regenerating.
+ * Throws StorageError when the window closes or the error is one waiting cannot fix: a
+ * wrong bucket or credentials (`config`), or S3 refusing the request itself (`request`,
+ * e.g. `KeyTooLongError`), which is thrown at once, after telling `onFailure`.
  */
 export async function storeImages(s3: S3Client, input: StoreImagesInput, opts: StoreImagesOptions): Promise<StoredImage[]> {
   const stored: (StoredImage | undefined)[] = new Array(input.images.length).fill(undefined);
@@ -119,15 +121,20 @@ export async function storeImages(s3: S3Client, input: StoreImagesInput, opts: S
             meta: input.meta,
             seed: input.seed,
           });
-          stored[index] = await uploadImage(s3, input.bucket, key, image, metadata, opts.signal);
+          try {
+            stored[index] = await uploadImage(s3, input.bucket, key, image, metadata, opts.signal);
+          } catch (err) {
+            if (opts.signal?.aborted) throw err;
+            throw storageError(`writing ${key}`, err);
+          }
         }),
       );
       return stored as StoredImage[];
     } catch (err) {
-      const failure = storageError(`upload to s3://${input.bucket}/${input.folder}/`, err);
+      const failure = err instanceof StorageError ? err : storageError(`upload to s3://${input.bucket}/${input.folder}/`, err);
       await opts.onFailure?.(failure, round);
       if (opts.signal?.aborted) throw err;
-      if (failure.config || Date.now() >= deadline) throw failure;
+      if (failure.kind !== 'outage' || Date.now() >= deadline) throw failure;
       const wait = Math.min(1000 * 2 ** (round - 1), 15_000, Math.max(0, deadline - Date.now()));
       await sleep(wait, undefined, opts.signal ? { signal: opts.signal } : {});
     }

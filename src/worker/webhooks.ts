@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import { request, type Agent } from 'undici';
@@ -9,6 +10,7 @@ import { EVENT, emitEvent } from '../shared/events.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
+import { parseOutboxEntry, type OutboxEntry } from './webhook-outbox-entry.js';
 
 /**
  * Webhooks (SPEC §5): a job's final event to its `webhook_url`, a batch's
@@ -16,7 +18,9 @@ import type { RedisClient } from '../shared/redis.js';
  * outbox in the same script as its event (job-record.ts, batch-store.ts), a relay moves
  * it into its own BullMQ queue, and a webhook worker POSTs `{ type, data }` signed per
  * Standard Webhooks, retrying with backoff on non-2xx and timeouts. When it gives up,
- * `webhook.failed` is emitted once. None of it blocks or fails a generation job.
+ * `webhook.failed` is emitted once. An outbox entry that is not a delivery is set aside
+ * (`{prefix}:webhooks:dead`) without stopping the relay. None of it blocks or fails a
+ * generation job.
  */
 export interface WebhookDelivery {
   /** The events stream id of the event: `webhook-id` is `evt_{id}`, the same on every try. */
@@ -43,6 +47,22 @@ export function webhookBody(d: Pick<WebhookDelivery, 'type' | 'data'>): string {
 }
 
 class RefusedUrl extends Error {}
+
+type UnusableEntry = Extract<OutboxEntry, { ok: false }>;
+
+/** How many unusable outbox entries the dead-letter list keeps (the newest). */
+export const DEAD_LETTER_MAX = 1000;
+
+// KEYS[1] relaying list, KEYS[2] dead-letter list; ARGV[1] the entry, ARGV[2] the cap.
+// Moved once even when two relays find the same entry.
+const DEAD_LETTER = `
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+  return 1
+end
+return 0
+`;
 
 /** A URL without its query string and credentials, for logs (queries often carry tokens). */
 function urlForLogs(raw: string): string {
@@ -123,13 +143,37 @@ export class WebhookService {
     // Entries a dead relay left half-moved: queue them again (the job id dedupes).
     const stale = await redis.lrange(keys.webhookRelaying, 0, 99);
     for (const raw of stale) {
-      const d = JSON.parse(raw) as WebhookDelivery;
-      if (Date.now() - d.at > 30_000) await this.#enqueue(raw, d);
+      const entry = parseOutboxEntry(raw);
+      if (!entry.ok) await this.#deadLetter(raw, entry);
+      else if (Date.now() - entry.delivery.at > 30_000) await this.#enqueue(raw, entry.delivery);
     }
     for (let i = 0; i < 1000; i++) {
       const raw = await redis.lmove(keys.webhookOutbox, keys.webhookRelaying, 'LEFT', 'RIGHT');
       if (!raw) return;
-      await this.#enqueue(raw, JSON.parse(raw) as WebhookDelivery);
+      const entry = parseOutboxEntry(raw);
+      if (entry.ok) await this.#enqueue(raw, entry.delivery);
+      else await this.#deadLetter(raw, entry);
+    }
+  }
+
+  /**
+   * An entry that is not a delivery: report it (`webhook.failed` when it names its job or
+   * batch and its URL, once), move it to the dead-letter list and go on with the rest.
+   * Neither the event nor the log carries its secret or its payload.
+   */
+  async #deadLetter(raw: string, bad: UnusableEntry): Promise<void> {
+    const { redis, keys, config, log } = this.#d;
+    const target = bad.batchId ? { batchId: bad.batchId } : bad.jobId ? { jobId: bad.jobId } : undefined;
+    const error = `webhook outbox entry unusable (${bad.problem}): not delivered`;
+    if (target && bad.url) {
+      const guard = keys.webhookFailedGuard(`dead-${createHash('sha256').update(raw).digest('hex').slice(0, 32)}`);
+      if ((await redis.set(guard, '1', 'EX', config.idempotencyTtlS, 'NX')) === 'OK') {
+        await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: bad.url, attempts: 0, error });
+      }
+    }
+    const moved = await redis.eval(DEAD_LETTER, 2, keys.webhookRelaying, keys.webhookDead, raw, DEAD_LETTER_MAX);
+    if (moved === 1) {
+      log.warn({ ...target, ...(bad.url ? { url: urlForLogs(bad.url) } : {}), problem: bad.problem, list: keys.webhookDead }, 'webhook outbox entry unusable: moved to the dead-letter list; relaying goes on');
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * An HTTP proxy in front of s3rver that tests control: see every request and its
  * answer before the client does (to SIGKILL a worker right after its upload landed),
- * or take S3 "down" (connections reset) and bring it back.
+ * take S3 "down" (connections reset) and bring it back, or have S3 answer a request
+ * with an error of the test's choosing (`fault`).
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -13,11 +14,20 @@ export interface S3ProxyEvent {
   status: number;
 }
 
+/** An S3 error answer: the status and S3's XML `<Error>` body with this code and message. */
+export interface S3Fault {
+  status: number;
+  code: string;
+  message: string;
+}
+
 export interface S3Proxy {
   endpoint: string;
   /** Called after s3rver answered, before the answer is relayed. */
   onAnswered?: (e: S3ProxyEvent) => void;
   down: boolean;
+  /** Asked for every request: a fault to answer it with instead of relaying it to s3rver. */
+  fault?: (req: { method: string; path: string }) => S3Fault | undefined;
   requests: S3ProxyEvent[];
   close(): Promise<void>;
 }
@@ -39,10 +49,25 @@ export async function startS3Proxy(targetEndpoint: string): Promise<S3Proxy> {
       req.socket.destroy();
       return;
     }
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const fault = proxy.fault?.({ method: req.method ?? '', path });
+    if (fault) {
+      // Read the body first, as S3 does, so the client's connection stays usable.
+      req.resume();
+      req.on('end', () => {
+        const event = { method: req.method ?? '', path, status: fault.status };
+        proxy.requests.push(event);
+        proxy.onAnswered?.(event);
+        const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>${fault.message}</Message><RequestId>fluxq-test</RequestId></Error>`;
+        res.writeHead(fault.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), 'x-amz-request-id': 'fluxq-test' });
+        res.end(body);
+      });
+      return;
+    }
     const upstream = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (ans) => {
-        const event = { method: req.method ?? '', path: (req.url ?? '').split('?')[0] ?? '', status: ans.statusCode ?? 0 };
+        const event = { method: req.method ?? '', path, status: ans.statusCode ?? 0 };
         proxy.requests.push(event);
         proxy.onAnswered?.(event);
         res.writeHead(ans.statusCode ?? 502, ans.headers);
