@@ -109,7 +109,9 @@ function registerCommands(program: Command): void {
     .command('demo')
     .description('run the whole pipeline on this machine: a local fake flux-2-pro, a local S3-compatible store, Redis at REDIS_URL')
     .action(async () => {
-      const { runDemo } = await import('./demo/demo.js');
+      // Loaded here only: the demo's packages are development dependencies (worker/api/enqueue never load them).
+      const { loadDemo } = await import('./demo/load-demo.js');
+      const runDemo = await loadDemo();
       done(await runDemo({ env: io.env, stdout: io.stdout, stderr: io.stderr }));
     });
 }

@@ -1,5 +1,7 @@
 /**
  * fluxq's public library surface. Named exports only; anything not here is internal.
+ * It loads production dependencies only: the fake upstream and the local S3/Redis
+ * stand-ins are the separate entry `fluxq/testing` (src/testing.ts).
  */
 export { loadConfig, CONFIG_VARIABLES, type Config, type ConfigRole } from './shared/config.js';
 export {
@@ -38,4 +40,3 @@ export { createWorker, type CreateWorkerOptions, type FluxqWorker } from './work
 export { FluxClient, type FluxClientOptions } from './worker/flux-client.js';
 export { kindForStatus, parseRetryAfter, classifyHttpError, classifyTransportError } from './worker/classify.js';
 export { decodeUpstreamResponse } from './worker/decode.js';
-export { FakeFlux, startFakeFlux, type FakeFluxOptions, type Fault, type FaultRule, type CallRecord } from './demo/fake-flux.js';
