@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { BatchStore } from '../shared/batch-store.js';
+import { isValidBatchId } from '../shared/ids.js';
 import type { JobData } from '../shared/job-data.js';
 import type { JobResult } from '../shared/result.js';
 
@@ -25,6 +26,8 @@ export interface BatchStatus {
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 
 export async function getBatchStatus(deps: { batches: BatchStore; queue: Queue<JobData, JobResult> }, batchId: string): Promise<BatchStatus | undefined> {
+  // An id no batch can have (`x:jobs`) would name another key: unknown, nothing read.
+  if (!isValidBatchId(batchId)) return undefined;
   const rec = await deps.batches.get(batchId);
   if (!rec) return undefined;
   const [open, paused] = await Promise.all([deps.batches.openCounts(batchId), deps.queue.isPaused()]);

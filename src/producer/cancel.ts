@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { BatchStore } from '../shared/batch-store.js';
+import { isValidBatchId, isValidJobId } from '../shared/ids.js';
 import type { JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
 import type { RedisKeys } from '../shared/keys.js';
@@ -22,6 +23,8 @@ export type CancelOutcome = 'cancelled' | 'active' | 'final' | 'unknown';
  * the job up in the instant between finds it cancelled and makes no upstream call.
  */
 export async function cancelJob(deps: CancelDeps, jobId: string): Promise<CancelOutcome> {
+  // An id no job can have would name one of the queue's own keys: unknown, nothing read or removed.
+  if (!isValidJobId(jobId)) return 'unknown';
   const [record, read] = await Promise.all([deps.records.get(jobId), readJob(deps.queue, jobId)]);
   if (!record && !read) return 'unknown';
   const verdict = await deps.records.canCancel(jobId, deps.keys.bullActive);
@@ -40,7 +43,7 @@ export async function cancelJob(deps: CancelDeps, jobId: string): Promise<Cancel
 
 /** `fluxq cancel BATCH`: cancel every job of the batch that has not started. */
 export async function cancelBatch(deps: CancelDeps, batchId: string): Promise<{ cancelled: number; active: number; open: number } | undefined> {
-  if (!(await deps.batches.get(batchId))) return undefined;
+  if (!isValidBatchId(batchId) || !(await deps.batches.get(batchId))) return undefined;
   const open = await deps.batches.openMembers(batchId);
   let cancelled = 0;
   let active = 0;

@@ -4,6 +4,7 @@ import { decodeBase64Strict } from '../shared/base64.js';
 import { InputError } from '../shared/errors.js';
 import { sniffImageType } from '../shared/image-type.js';
 import { inputImageKey } from '../shared/keys.js';
+import { parseS3Ref } from '../shared/s3-ref.js';
 import type { InputImageField } from '../shared/upstream.js';
 
 /**
@@ -31,13 +32,6 @@ export function inputForm(value: string): InputForm {
     return 'base64';
   }
   return 'other';
-}
-
-const S3_REF_RE = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(\S+)$/;
-
-export function parseS3Ref(ref: string): { bucket: string; key: string } | undefined {
-  const m = S3_REF_RE.exec(ref);
-  return m ? { bucket: m[1] ?? '', key: m[2] ?? '' } : undefined;
 }
 
 /** Decode an inline value (base64 or data: URL) strictly, and check it is an image within the size cap. */

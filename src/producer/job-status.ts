@@ -1,4 +1,5 @@
 import type { Job, Queue } from 'bullmq';
+import { isValidJobId } from '../shared/ids.js';
 import type { JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
 import type { JobResult } from '../shared/result.js';
@@ -54,8 +55,13 @@ export async function readJob(queue: Queue<JobData, JobResult>, id: string): Pro
   }
 }
 
-/** The status of one job, from its id record (which outlives the job) and BullMQ. */
+/**
+ * The status of one job, from its id record (which outlives the job) and BullMQ. An id no
+ * job can have (`marker`, `a:b`) is unknown without a read: as a key it would name one of
+ * the queue's own keys.
+ */
 export async function getJobStatus(deps: JobStatusDeps, id: string): Promise<JobStatus | undefined> {
+  if (!isValidJobId(id)) return undefined;
   const [record, read] = await Promise.all([deps.records.get(id), readJob(deps.queue, id)]);
   const job = read === 'unreadable' ? undefined : read;
   if (!record && !read) return undefined;

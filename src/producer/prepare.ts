@@ -5,7 +5,8 @@ import { envelopeInputs, generationParams, type Envelope } from '../shared/envel
 import { InputError } from '../shared/errors.js';
 import type { JobData } from '../shared/job-data.js';
 import type { InputImageField } from '../shared/upstream.js';
-import { checkImageBytes, checkS3Input, decodeInlineImage, inputForm, parseS3Ref, storeInputImage, type InputStoreDeps } from './inputs.js';
+import { allowedInputBuckets, s3RefProblem } from '../shared/s3-ref.js';
+import { checkImageBytes, checkS3Input, decodeInlineImage, inputForm, storeInputImage, type InputStoreDeps } from './inputs.js';
 import { BulkValidationError, validateRequests, type ItemProblems } from './validate.js';
 
 export { refuseWebhookUrl } from './validate.js';
@@ -49,7 +50,8 @@ async function prepareInputs(env: Envelope, ctx: PrepareContext, known: Set<stri
   for (const [field, value] of Object.entries(envelopeInputs(env)) as [InputImageField, string][]) {
     const form = inputForm(value);
     if (form === 's3') {
-      if (!parseS3Ref(value)) throw new InputError(field, 'must be s3://bucket/key');
+      const why = s3RefProblem(value, allowedInputBuckets(ctx.config));
+      if (why) throw new InputError(field, why);
       const store = ctx.inputStore();
       if (store.s3 && !known.has(value)) await checkS3Input(store.s3, field, value, maxBytes);
       known.add(value);

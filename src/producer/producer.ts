@@ -3,6 +3,7 @@ import { Queue } from 'bullmq';
 import { BatchStore, type BatchOptions } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
 import { QueueUnavailableError, ValidationError } from '../shared/errors.js';
+import { batchIdProblem, jobIdProblem } from '../shared/ids.js';
 import type { JobData } from '../shared/job-data.js';
 import { JobRecords } from '../shared/job-record.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
@@ -118,6 +119,8 @@ export function createProducer(opts: ProducerOptions): Producer {
   }
 
   async function enqueueBulk(requests: readonly unknown[], o: EnqueueOptions = {}): Promise<BulkEnqueueResult> {
+    const badBatch = o.batch === undefined ? undefined : batchIdProblem(o.batch);
+    if (badBatch) throw new ValidationError([{ path: 'batch', message: badBatch }]);
     if (o.batchWebhook) {
       const why = refuseWebhookUrl(o.batchWebhook.url, config);
       if (why) throw new ValidationError([{ path: 'webhook_url', message: `refused: ${why}` }]);
@@ -158,8 +161,12 @@ export function createProducer(opts: ProducerOptions): Producer {
     }
   }
 
-  const waitFor = (id: string, w: { timeoutMs?: number; pollMs?: number } = {}) =>
-    poll(() => getJob(id), (s) => s !== undefined && FINAL_STATES.has(s.state as JobState), { timeoutMs: 10 * 60_000, ...w }, `job ${id}`) as Promise<JobStatus>;
+  const waitFor = async (id: string, w: { timeoutMs?: number; pollMs?: number } = {}) => {
+    // No job can have such an id: waiting for one would only hang.
+    const badId = jobIdProblem(id);
+    if (badId) throw new ValidationError([{ path: 'id', message: badId }]);
+    return poll(() => getJob(id), (s) => s !== undefined && FINAL_STATES.has(s.state as JobState), { timeoutMs: 10 * 60_000, ...w }, `job ${id}`) as Promise<JobStatus>;
+  };
 
   const waitForBatch = (id: string, w: { timeoutMs?: number; pollMs?: number; onProgress?: (b: BatchStatus) => void } = {}) => {
     let last = '';

@@ -3,7 +3,8 @@ import type { Config } from '../shared/config.js';
 import { envelopeInputs, parseEnvelope, type Envelope } from '../shared/envelope.js';
 import { InputError, ValidationError, type FieldProblem } from '../shared/errors.js';
 import type { InputImageField } from '../shared/upstream.js';
-import { decodeInlineImage, inputForm, parseS3Ref } from './inputs.js';
+import { allowedInputBuckets, s3RefProblem } from '../shared/s3-ref.js';
+import { decodeInlineImage, inputForm } from './inputs.js';
 
 /** One bad item of a bulk: its index and every bad field. */
 export interface ItemProblems {
@@ -53,11 +54,13 @@ export interface Validated {
 function checkInputs(env: Envelope, index: number, opts: ValidateOptions, decoded: Validated['decoded']): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const maxBytes = opts.config?.inputs.maxBytes ?? 20_971_520;
+  const buckets = opts.config ? allowedInputBuckets(opts.config) : undefined;
   for (const [field, value] of Object.entries(envelopeInputs(env)) as [InputImageField, string][]) {
     try {
       const form = inputForm(value);
       if (form === 's3') {
-        if (!parseS3Ref(value)) throw new InputError(field, 'must be s3://bucket/key');
+        const why = s3RefProblem(value, buckets);
+        if (why) throw new InputError(field, why);
       } else if (form === 'https') {
         let url: URL;
         try {

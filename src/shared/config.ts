@@ -72,6 +72,8 @@ function httpUrl() {
 const REDIS_URL_RE = /^rediss?:\/\/[^\s,]+$/i;
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const PREFIX_RE = /^(\{[A-Za-z0-9._-]{1,64}\}|[A-Za-z0-9._-]{1,64})([A-Za-z0-9._-]{0,64})$/;
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const BUCKET_RULE = 'a bucket name (3–63 lower-case letters, digits, . -)';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** Second key segments fluxq itself uses under QUEUE_PREFIX (see keys.ts). */
 export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency', 'stats'];
@@ -129,7 +131,7 @@ export const envSchema = z.object({
   BACKOFF_BASE_MS: int(1),
   S3_ENDPOINT: httpUrl(),
   S3_REGION: text(/^[a-z0-9-]{1,64}$/i, 'a region name such as us-east-1 or auto'),
-  S3_BUCKET: text(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name (3–63 lower-case letters, digits, . -)'),
+  S3_BUCKET: text(BUCKET_RE, BUCKET_RULE),
   S3_ACCESS_KEY_ID: text(),
   S3_SECRET_ACCESS_KEY: text(),
   S3_FORCE_PATH_STYLE: bool(),
@@ -147,6 +149,16 @@ export const envSchema = z.object({
   PRICE_EXTRA_MP_USD: decimal(0),
   MAX_INPUT_IMAGE_BYTES: int(1),
   INPUT_URL_ALLOW_PRIVATE: bool(),
+  INPUT_S3_BUCKETS: z.string().optional().transform((v, ctx): string[] | undefined => {
+    if (unset(v)) return undefined;
+    const names = v.split(',').map((b) => b.trim());
+    const bad = names.filter((b) => !BUCKET_RE.test(b));
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `must be a comma list of bucket names, each ${BUCKET_RULE}, got ${shown(bad[0] ?? '')}` });
+      return z.NEVER;
+    }
+    return names;
+  }),
   INPUT_URL_TIMEOUT_MS: int(100),
   EVENTS_MAX_LEN: int(1),
   SHUTDOWN_TIMEOUT_MS: int(0),
@@ -215,7 +227,13 @@ export interface Config {
   };
   webhooks: { allowedHosts: string[] | undefined; timeoutMs: number; attempts: number; backoffMs: number };
   budget: { maxMegapixelsPerBatch: number | undefined; priceFirstMpUsd: number; priceExtraMpUsd: number };
-  inputs: { maxBytes: number; allowPrivateUrls: boolean; urlTimeoutMs: number };
+  inputs: {
+    maxBytes: number;
+    allowPrivateUrls: boolean;
+    urlTimeoutMs: number;
+    /** INPUT_S3_BUCKETS: buckets besides S3_BUCKET that `s3://` inputs may name. */
+    s3Buckets: string[];
+  };
   events: { maxLen: number };
   logLevel: LogLevel;
 }
@@ -326,7 +344,12 @@ function toConfig(raw: RawEnv): Config {
       priceFirstMpUsd: raw.PRICE_FIRST_MP_USD ?? 0.03,
       priceExtraMpUsd: raw.PRICE_EXTRA_MP_USD ?? 0.015,
     },
-    inputs: { maxBytes: raw.MAX_INPUT_IMAGE_BYTES ?? 20_971_520, allowPrivateUrls: raw.INPUT_URL_ALLOW_PRIVATE ?? false, urlTimeoutMs: raw.INPUT_URL_TIMEOUT_MS ?? 30_000 },
+    inputs: {
+      maxBytes: raw.MAX_INPUT_IMAGE_BYTES ?? 20_971_520,
+      allowPrivateUrls: raw.INPUT_URL_ALLOW_PRIVATE ?? false,
+      urlTimeoutMs: raw.INPUT_URL_TIMEOUT_MS ?? 30_000,
+      s3Buckets: raw.INPUT_S3_BUCKETS ?? [],
+    },
     events: { maxLen: raw.EVENTS_MAX_LEN ?? 1_000_000 },
     logLevel: (raw.LOG_LEVEL as LogLevel | undefined) ?? 'info',
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError, type FieldProblem } from './errors.js';
+import { batchIdProblem, jobIdProblem } from './ids.js';
 import { INPUT_IMAGE_FIELDS, MAX_PIXELS, type GenerationParams, type InputImageField } from './upstream.js';
 
 /**
@@ -8,9 +9,8 @@ import { INPUT_IMAGE_FIELDS, MAX_PIXELS, type GenerationParams, type InputImageF
  * are refused by name. Every rule names its field in the error.
  */
 
-/** SPEC §7 Ids: 1–128 of A–Z a–z 0–9 . _ ~ -, not all digits. */
-export const JOB_ID_RE = /^[A-Za-z0-9._~-]{1,128}$/;
-export const BATCH_ID_RE = /^[A-Za-z0-9._~-]{1,100}$/;
+/** SPEC §7 Ids: the rules live in ids.ts. */
+export { BATCH_ID_RE, JOB_ID_RE, isValidJobId } from './ids.js';
 const MODEL_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const KEY_PREFIX_RE = /^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/;
 export const MAX_PROMPT_CHARS = 10_000;
@@ -19,13 +19,17 @@ export const MAX_METADATA_BYTES = 4096;
 const MAX_INPUT_VALUE_CHARS = 90_000_000;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-export function isValidJobId(id: string): boolean {
-  return JOB_ID_RE.test(id) && !/^\d+$/.test(id);
+/** A string that `problem` accepts; its message otherwise. */
+function idString(problem: (id: string) => string | undefined) {
+  return z.string({ error: 'must be a string' }).superRefine((id, ctx) => {
+    const why = problem(id);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
 }
 
-const jobId = z.string({ error: 'must be a string' }).refine(isValidJobId, {
-  message: 'must be 1–128 characters of A–Z a–z 0–9 . _ ~ - and not all digits',
-});
+const jobId = idString(jobIdProblem);
+/** A batch id as the envelope, the API's batch body and the library's options take it. */
+export const batchId = idString(batchIdProblem);
 
 const dimension = z.number({ error: 'must be an integer' }).superRefine((n, ctx) => {
   if (!Number.isInteger(n)) ctx.addIssue({ code: 'custom', message: 'must be an integer' });
@@ -118,10 +122,7 @@ const shape = {
   webhook_url: webhookUrl.optional(),
   webhook_secret: webhookSecret.optional(),
   id: jobId.optional(),
-  batch: z
-    .string({ error: 'must be a string' })
-    .regex(BATCH_ID_RE, { message: 'must be 1–100 characters of A–Z a–z 0–9 . _ ~ -' })
-    .optional(),
+  batch: batchId.optional(),
   metadata: metadata.optional(),
   model: z.string({ error: 'must be a string' }).regex(MODEL_RE, { message: 'must be 1–64 characters of A–Z a–z 0–9 . _ -' }).optional(),
   output: z

@@ -1,23 +1,23 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { InputError, storageError } from '../shared/errors.js';
 import { sniffImageType } from '../shared/image-type.js';
+import { parseS3Ref, s3RefProblem } from '../shared/s3-ref.js';
 import type { InputImageField } from '../shared/upstream.js';
 
 export interface ResolveInputsDeps {
   s3: S3Client;
   maxBytes: number;
+  /** S3_BUCKET and INPUT_S3_BUCKETS: the only buckets an `s3://` input may name (s3-ref.ts). */
+  allowedBuckets: readonly string[];
   /** Fetch an https:// input (fetch-input-url.ts); absent = https inputs refused. */
   fetchUrl?: (field: InputImageField, url: string, signal?: AbortSignal) => Promise<Buffer>;
 }
 
-function parseS3Ref(ref: string): { bucket: string; key: string } | undefined {
-  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(ref);
-  return m ? { bucket: m[1] ?? '', key: m[2] ?? '' } : undefined;
-}
-
 async function readS3(deps: ResolveInputsDeps, field: InputImageField, ref: string, signal?: AbortSignal): Promise<Buffer> {
+  // Checked here too, not only at enqueue: a job from an old producer or written into Redis directly.
+  const why = s3RefProblem(ref, deps.allowedBuckets);
   const loc = parseS3Ref(ref);
-  if (!loc) throw new InputError(field, `${ref} is not an s3://bucket/key reference`);
+  if (why || !loc) throw new InputError(field, why ?? `${ref} is not an s3://bucket/key reference`);
   let res;
   try {
     res = await deps.s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), signal ? { abortSignal: signal } : {});

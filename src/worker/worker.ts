@@ -12,6 +12,7 @@ import { assertNoEviction } from '../shared/redis-policy.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
+import { allowedInputBuckets } from '../shared/s3-ref.js';
 import type { HostResolver } from '../shared/address-policy.js';
 import type { FluxClient } from './flux-client.js';
 import { createProcessor, type ProcessorDeps } from './process-job.js';
@@ -143,7 +144,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     onFinalized,
     log,
     control: { queue, redis, keys, eventsMaxLen: config.events.maxLen },
-    inputs: { s3, maxBytes: config.inputs.maxBytes, fetchUrl: (field, url, signal) => urlInputs.fetch(field, url, signal) },
+    inputs: { s3, maxBytes: config.inputs.maxBytes, allowedBuckets: allowedInputBuckets(config) ?? [], fetchUrl: (field, url, signal) => urlInputs.fetch(field, url, signal) },
     limiterMax,
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
     onRateLimited: (ms) => {

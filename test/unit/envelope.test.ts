@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { envelopeInputs, generationParams, isValidJobId, parseEnvelope } from '../../src/shared/envelope.js';
 import { ValidationError, type FieldProblem } from '../../src/shared/errors.js';
+import { isValidBatchId, RESERVED_JOB_IDS } from '../../src/shared/ids.js';
+import { QueueKeys } from 'bullmq';
 import { toUpstreamBody, UPSTREAM_FIELDS } from '../../src/shared/upstream.js';
 
 function problemsOf(input: unknown): FieldProblem[] {
@@ -51,6 +53,40 @@ test('ids: 1–128 of A–Z a–z 0–9 . _ ~ -, not all digits', () => {
   for (const ok of ['a', 'job-1', 'A.b_c~d-e', '0x1', 'x'.repeat(128)]) assert.ok(isValidJobId(ok), ok);
   for (const bad of ['', '123', 'a:b', 'a/b', 'a b', 'x'.repeat(129), 'é']) assert.ok(!isValidJobId(bad), bad);
   assert.equal(problemsOf({ prompt: 'p', id: 123 })[0]?.path, 'id');
+});
+
+/** SPEC §7's explicit list of names BullMQ keeps under the queue's own key. */
+const SPEC_RESERVED = ['meta', 'events', 'id', 'wait', 'active', 'paused', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children', 'limiter', 'marker', 'stalled', 'stalled-check', 'pc', 'de', 'repeat'];
+
+test('ids: not "." or "..", and not a name BullMQ keeps under the queue key (each one refused naming id)', () => {
+  const fromBullmq = Object.keys(new QueueKeys().getKeys('q')).filter((k) => k !== '');
+  assert.ok(fromBullmq.includes('marker') && fromBullmq.length >= 18, `the pinned BullMQ's key names: ${fromBullmq.join(', ')}`);
+  for (const name of [...SPEC_RESERVED, ...fromBullmq, 'metrics', 'priority', 'dn']) {
+    assert.ok(RESERVED_JOB_IDS.has(name), name);
+    assert.ok(!isValidJobId(name), name);
+    const problems = problemsOf({ prompt: 'p', id: name });
+    assert.equal(problems.length, 1, name);
+    assert.equal(problems[0]?.path, 'id');
+    assert.match(problems[0]?.message ?? '', new RegExp(`^must not be "${name}": BullMQ keeps a key of that name under the queue's key \\(reserved: .*marker.*\\); ids are 1–128 characters of A–Z a–z 0–9 \\. _ ~ -`));
+  }
+  for (const dots of ['.', '..']) {
+    assert.ok(!isValidJobId(dots), dots);
+    assert.deepEqual(problemsOf({ prompt: 'p', id: dots }).map((p) => p.path), ['id']);
+    assert.match(problemsOf({ prompt: 'p', id: dots })[0]?.message ?? '', new RegExp(`^must not be "\\${dots === '.' ? '.' : '.\\.'}"`));
+  }
+  assert.match(problemsOf({ prompt: 'p', id: '123' })[0]?.message ?? '', /^must not be all digits/);
+  // Redis keys are case-sensitive: `Marker` is no key of BullMQ's, and names that merely contain one are fine.
+  for (const ok of ['Marker', 'META', 'marker-1', 'my.events', '...', '.a', 'a..b', 'ids']) assert.ok(isValidJobId(ok), ok);
+});
+
+test('batch ids: 1–100 of A–Z a–z 0–9 . _ ~ -, not "." or ".." (they form S3 keys), refused naming batch', () => {
+  for (const ok of ['b', 'marker', '123', 'x'.repeat(100), '...']) assert.ok(isValidBatchId(ok), ok);
+  for (const bad of ['.', '..', '', 'a:b', 'a/b', 'x'.repeat(101)]) {
+    assert.ok(!isValidBatchId(bad), bad);
+    const problems = problemsOf({ prompt: 'p', batch: bad });
+    assert.deepEqual(problems.map((p) => p.path), ['batch'], bad);
+    assert.match(problems[0]?.message ?? '', /1–100 characters of A–Z a–z 0–9 \. _ ~ -, not "\." or "\.\."/);
+  }
 });
 
 test('metadata is a small JSON object without prototype keys', () => {

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { BATCH_ID_RE } from '../../shared/envelope.js';
+import { batchId as batchIdSchema, toFieldProblems } from '../../shared/envelope.js';
 import { ValidationError } from '../../shared/errors.js';
-import { toFieldProblems } from '../../shared/envelope.js';
+import { batchIdProblem } from '../../shared/ids.js';
 import { newBatchId } from '../batch-id.js';
 import { BulkValidationError } from '../validate.js';
 import type { ApiDeps } from './api-deps.js';
 
 const batchBody = z.strictObject({
-  batch: z.string({ error: 'must be a string' }).regex(BATCH_ID_RE, { message: 'must be 1–100 characters of A–Z a–z 0–9 . _ ~ -' }).optional(),
+  batch: batchIdSchema.optional(),
   requests: z.array(z.unknown(), { error: 'must be an array of requests' }).min(1, { message: 'must hold at least one request' }),
   priority: z.number({ error: 'must be an integer' }).int({ message: 'must be an integer' }).min(1, { message: 'must be ≥ 1 (1 is highest)' }).max(2_097_152, { message: 'must be ≤ 2097152' }).optional(),
   max_megapixels: z.number({ error: 'must be a number' }).positive({ message: 'must be > 0' }).optional(),
@@ -48,6 +48,8 @@ export function batchRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id', async (req, reply) => {
+    const why = batchIdProblem(req.params.id);
+    if (why) throw new ValidationError([{ path: 'batch', message: why }], `batch "${req.params.id}" ${why}`);
     const st = await producer.getBatch(req.params.id);
     if (!st) return reply.code(404).send({ error: `no batch with id "${req.params.id}"` });
     return st;

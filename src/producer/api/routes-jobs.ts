@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { ValidationError } from '../../shared/errors.js';
+import { jobIdProblem } from '../../shared/ids.js';
 import type { JobResult } from '../../shared/result.js';
 import type { JobStatus } from '../job-status.js';
 import type { ApiDeps } from './api-deps.js';
@@ -18,6 +20,12 @@ export async function jobBody(deps: ApiDeps, st: JobStatus): Promise<Record<stri
   return body;
 }
 
+/** A path id no job can have is a 400 naming `id`: as a key it would name one of the queue's own keys. */
+function checkJobId(id: string): void {
+  const why = jobIdProblem(id);
+  if (why) throw new ValidationError([{ path: 'id', message: why }], `id "${id}" ${why}`);
+}
+
 export function jobRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { producer } = deps;
 
@@ -28,6 +36,7 @@ export function jobRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
+    checkJobId(req.params.id);
     const st = await producer.getJob(req.params.id);
     if (!st) return reply.code(404).send({ error: `no job with id "${req.params.id}"` });
     return jobBody(deps, st);
@@ -35,6 +44,7 @@ export function jobRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
     const id = req.params.id;
+    checkJobId(id);
     const outcome = await producer.cancelJob(id);
     if (outcome === 'unknown') return reply.code(404).send({ error: `no job with id "${id}"` });
     if (outcome === 'cancelled') return { id, state: 'cancelled' };

@@ -3,7 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../../shared/config.js';
-import { BATCH_ID_RE } from '../../shared/envelope.js';
+import { batchIdProblem } from '../../shared/ids.js';
 import { InputError, ValidationError } from '../../shared/errors.js';
 import { CliError, EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
@@ -78,9 +78,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
   const priority = parsePriority(opts.priority);
   const maxMegapixels = parseMaxMegapixels(opts.maxMegapixels);
   const batchWebhook = parseBatchWebhook(opts.webhookUrl, opts.webhookSecret);
-  if (opts.batch !== undefined && !BATCH_ID_RE.test(opts.batch)) {
-    throw new CliError(`--batch must be 1–100 characters of A–Z a–z 0–9 . _ ~ -, got "${opts.batch}"`, EXIT.usage);
-  }
+  const badBatch = opts.batch === undefined ? undefined : batchIdProblem(opts.batch);
+  if (badBatch) throw new CliError(`--batch ${badBatch}, got "${opts.batch}"`, EXIT.usage);
   let text: string;
   try {
     text = await readJsonlSource(file, io.stdin);
@@ -131,7 +130,10 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
       });
     } catch (err) {
       if (err instanceof BulkValidationError) throw new CliError(`${err.items.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, describe(err.items));
-      if (err instanceof ValidationError) throw new CliError(`--webhook-url ${err.details[0]?.message ?? 'is refused'}; nothing was enqueued`, EXIT.usage);
+      if (err instanceof ValidationError) {
+        const d = err.details[0];
+        throw new CliError(`${d?.path === 'batch' ? '--batch' : '--webhook-url'} ${d?.message ?? 'is refused'}; nothing was enqueued`, EXIT.usage);
+      }
       throw err;
     }
     const summary = `batch ${runBatch}: ${result.outcomes.length} jobs (${result.created} new, ${result.existing} already enqueued or done, ${result.retried} retried)`;
