@@ -146,3 +146,38 @@ test('a follower that falls behind a trimmed events stream reads every open reco
   assert.deepEqual(seen.sort(), ids.map((id, i) => `${id}:${i < 200 ? 'completed' : 'failed'}`).sort());
   assert.ok(calls.slice(2).some((n) => n === N - 1), `a full re-read of the ${N - 1} open jobs (reads: ${calls.join(',')})`);
 });
+
+test('waitForBatch on 2000 open jobs reads O(1) a poll, not a read per open job; onProgress still sees the batch move', { timeout: 120_000 }, async (t) => {
+  const server = await startLocalRedis();
+  t.after(() => server.stop());
+  const h = await startHarness(t, { redisUrl: server.url });
+  const producer = h.producer();
+  const N = 2000;
+  const ids = Array.from({ length: N }, (_, i) => `wb-${i}`);
+  await producer.enqueueBulk(ids.map((id) => ({ id, prompt: id })), { batch: 'wb' });
+  const side = new Redis(server.url);
+  t.after(() => side.disconnect());
+  const fin = finalizer(h, side, 1_000_000);
+
+  const before = await commandCalls(side);
+  const progress: number[] = [];
+  const waiting = producer.waitForBatch('wb', { timeoutMs: 60_000, pollMs: 100, progressMs: 1000, onProgress: (b) => progress.push(b.counts.completed + b.counts.failed) });
+  const plain = producer.waitForBatch('wb', { timeoutMs: 60_000, pollMs: 100 });
+  // Open for a while: the old poll read where each open job is (ZSCORE + LPOS) every 100 ms.
+  await new Promise((r) => setTimeout(r, 2500));
+  await inChunks(ids.slice(0, 1000), (id) => fin.complete(id, 'wb'));
+  await new Promise((r) => setTimeout(r, 1500));
+  await inChunks(ids.slice(1000), (id) => fin.fail(id, 'wb'));
+  const [done, done2] = await Promise.all([waiting, plain]);
+  const after = await commandCalls(side);
+
+  assert.equal(done.state, 'completed');
+  assert.deepEqual(done.counts, { waiting: 0, active: 0, delayed: 0, completed: 1000, failed: 1000, cancelled: 0 });
+  assert.deepEqual(done2.counts, done.counts);
+  assert.equal(progress[0], 0);
+  assert.ok(progress.includes(1000), `onProgress saw the half-way point: ${progress.join(',')}`);
+  assert.equal(progress.at(-1), N);
+  const perJob = ['zscore', 'lpos'].reduce((n, cmd) => n + (after.get(cmd) ?? 0) - (before.get(cmd) ?? 0), 0);
+  // onProgress's full reads: the first, one after the 1000 finished, maybe one a 2 s while nothing moved.
+  assert.ok(perJob <= 4 * 2 * N, `${perJob} ZSCORE/LPOS for ${N} open jobs`);
+});
