@@ -70,8 +70,11 @@ export interface Producer {
   getBatch(id: string): Promise<BatchStatus | undefined>;
   /** Poll until the job is completed, failed or cancelled. */
   waitFor(id: string, opts?: { timeoutMs?: number; pollMs?: number }): Promise<JobStatus>;
-  /** Poll until every job of the batch is final; `onProgress` sees each change. */
-  waitForBatch(id: string, opts?: { timeoutMs?: number; pollMs?: number; onProgress?: (b: BatchStatus) => void }): Promise<BatchStatus>;
+  /**
+   * Poll (O(1) a poll) until every job of the batch is final; `onProgress` sees the
+   * status as it changes, read at most once per `progressMs` (default 2000).
+   */
+  waitForBatch(id: string, opts?: { timeoutMs?: number; pollMs?: number; progressMs?: number; onProgress?: (b: BatchStatus) => void }): Promise<BatchStatus>;
   /** Cancel a job that has not started. */
   cancelJob(id: string): Promise<CancelOutcome>;
   /** Cancel every job of a batch that has not started; undefined when the batch is unknown. */
@@ -168,14 +171,41 @@ export function createProducer(opts: ProducerOptions): Producer {
     return poll(() => getJob(id), (s) => s !== undefined && FINAL_STATES.has(s.state as JobState), { timeoutMs: 10 * 60_000, ...w }, `job ${id}`) as Promise<JobStatus>;
   };
 
-  const waitForBatch = (id: string, w: { timeoutMs?: number; pollMs?: number; onProgress?: (b: BatchStatus) => void } = {}) => {
+  /**
+   * O(1) a poll: the batch hash and the size of its open set say whether it is done and
+   * whether a job finished. The full status (its waiting/active/delayed counts cost a
+   * read per open job) is read when the batch is done, and for `onProgress` when a job
+   * finished or the queue moved otherwise, at most once per `progressMs`.
+   */
+  const waitForBatch = (id: string, w: { timeoutMs?: number; pollMs?: number; progressMs?: number; onProgress?: (b: BatchStatus) => void } = {}) => {
     let last = '';
+    let probeAtFull = '';
+    let lastFull = 0;
+    const progressMs = Math.max(w.progressMs ?? 2000, w.pollMs ?? 250);
+    const probe = () =>
+      connected(async () => {
+        const [rec, open] = await Promise.all([batches.get(id), redis.scard(keys.batchOpen(id))]);
+        return rec ? { done: open === 0 && rec.total > 0, key: JSON.stringify([rec, open]) } : undefined;
+      });
+    const read = async (): Promise<BatchStatus | undefined | 'running'> => {
+      const p = await probe();
+      if (!p) return undefined;
+      // A job finished since the last full read, or (waiting → active moves leave no trace
+      // in the probe) twice the interval passed.
+      const since = Date.now() - lastFull;
+      const due = w.onProgress !== undefined && since >= progressMs && (p.key !== probeAtFull || since >= 2 * progressMs);
+      if (!p.done && !due) return 'running';
+      lastFull = Date.now();
+      probeAtFull = p.key;
+      return getBatch(id);
+    };
     return poll(
-      () => getBatch(id),
-      (b) => b?.state === 'completed',
+      read,
+      (b) => b !== 'running' && b?.state === 'completed',
       w,
       `batch ${id}`,
       (b) => {
+        if (b === 'running') return;
         const key = JSON.stringify(b);
         if (b && key !== last) w.onProgress?.(b);
         last = key;

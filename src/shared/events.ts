@@ -95,3 +95,82 @@ export function parseEventEntry(entry: [string, string[]]): FluxqEvent | undefin
     return undefined;
   }
 }
+
+/** Order of two stream ids (`ms-seq`): negative, 0 or positive, like a comparator. */
+export function compareEventIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = a.split('-').map((p) => BigInt(p || '0'));
+  const [bm = 0n, bs = 0n] = b.split('-').map((p) => BigInt(p || '0'));
+  if (am !== bm) return am < bm ? -1 : 1;
+  return as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/** Where the stream stands: its newest id ever written, and what it still holds. */
+export interface StreamPosition {
+  /** The id of the newest entry ever added ('0-0' for a stream that does not exist). */
+  lastId: string;
+  /** The id of the oldest entry still held, if any. */
+  firstId: string | undefined;
+  /** Entries held now. */
+  length: number;
+  /** Entries ever added (Redis ≥ 7.0). */
+  entriesAdded: number | undefined;
+  /** The newest id removed by XDEL (Redis ≥ 7.0; trimming does not move it). */
+  maxDeletedId: string | undefined;
+}
+
+/** One XINFO STREAM: O(1), whatever the stream's length. */
+export async function streamPosition(redis: RedisClient, streamKey: string): Promise<StreamPosition> {
+  let reply: unknown[];
+  try {
+    reply = (await redis.xinfo('STREAM', streamKey)) as unknown[];
+  } catch (err) {
+    if (/no such key/i.test((err as Error).message)) return { lastId: '0-0', firstId: undefined, length: 0, entriesAdded: 0, maxDeletedId: undefined };
+    throw err;
+  }
+  const info = new Map<string, unknown>();
+  for (let i = 0; i + 1 < reply.length; i += 2) info.set(String(reply[i]), reply[i + 1]);
+  const first = info.get('first-entry');
+  const added = info.get('entries-added');
+  const maxDeleted = info.get('max-deleted-entry-id');
+  return {
+    lastId: String(info.get('last-generated-id') ?? '0-0'),
+    firstId: Array.isArray(first) ? String(first[0]) : undefined,
+    length: Number(info.get('length') ?? 0),
+    entriesAdded: added === undefined || added === null ? undefined : Number(added),
+    maxDeletedId: maxDeleted === undefined || maxDeleted === null ? undefined : String(maxDeleted),
+  };
+}
+
+/**
+ * Whether entries newer than `afterId` may be gone (the reader fell behind the MAXLEN
+ * cap, or XDEL). Trimming removes the oldest first, so while the oldest entry held is
+ * not newer than `afterId` nothing after it was trimmed. From '0-0' (the stream did not
+ * exist yet) every entry ever added came later: one is gone when fewer are held.
+ * Errs towards yes: the caller then re-reads what it follows once.
+ */
+export function trimmedAfter(pos: StreamPosition, afterId: string): boolean {
+  if (pos.maxDeletedId !== undefined && compareEventIds(pos.maxDeletedId, afterId) > 0) return true;
+  if (compareEventIds(afterId, '0-0') === 0 && pos.entriesAdded !== undefined) return pos.entriesAdded > pos.length;
+  return pos.firstId !== undefined && compareEventIds(pos.firstId, afterId) > 0;
+}
+
+/**
+ * Entries after `afterId`, waiting up to `blockMs` for one (XREAD BLOCK; give it a
+ * connection of its own, a blocked one answers nothing else). `lastId` is where the
+ * next read starts, also past entries that do not parse.
+ */
+export async function readEventsAfter(
+  conn: RedisClient,
+  streamKey: string,
+  afterId: string,
+  opts: { count: number; blockMs: number },
+): Promise<{ events: FluxqEvent[]; lastId: string }> {
+  const reply = (await conn.xread('COUNT', opts.count, 'BLOCK', opts.blockMs, 'STREAMS', streamKey, afterId)) as [string, [string, string[]][]][] | null;
+  const entries = reply?.[0]?.[1] ?? [];
+  const events: FluxqEvent[] = [];
+  for (const entry of entries) {
+    const ev = parseEventEntry(entry);
+    if (ev) events.push(ev);
+  }
+  return { events, lastId: entries.length > 0 ? (entries[entries.length - 1]?.[0] ?? afterId) : afterId };
+}

@@ -162,7 +162,7 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
       : undefined;
     let failed = 0;
     bar?.start(ids.length, 0, { failed: 0 });
-    const finished = await followJobs(producer.records, ids, {
+    const finished = await followJobs(producer, ids, {
       onFinished: ({ id, record }) => {
         if (record.state !== 'completed') failed++;
         bar?.increment(1, { failed });
