@@ -8,7 +8,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { synthPng, TINY_WEBP } from '../../src/demo/synth-image.js';
 import type { HostResolver } from '../../src/shared/address-policy.js';
 import { ValidationError } from '../../src/shared/errors.js';
-import { startHarness } from '../helpers/harness.js';
+import { startHarness, waitFor } from '../helpers/harness.js';
 import { startHttpsFileServer } from '../helpers/https-server.js';
 import { testResolver } from '../helpers/test-resolver.js';
 
@@ -168,7 +168,11 @@ test('inputs that go bad after enqueue fail the job as permanent, naming the fie
     assert.equal(st.state, 'failed', id);
     assert.match(st.error ?? '', re);
     assert.equal(st.attempts, 0, `${id}: no upstream call`);
-    const tries = (await producer.queue.getJob(id))?.attemptsMade;
+    // The id record is final before BullMQ moves the job: wait for the move to count tries.
+    const tries = await waitFor(async () => {
+      const job = await producer.queue.getJob(id);
+      return job?.finishedOn ? job.attemptsMade : undefined;
+    }, { what: `${id} finished in BullMQ` });
     assert.equal(tries, id === 'nodns' ? h.config().worker.jobAttempts : 1, `${id}: tries`);
   }
   // With private URLs allowed, the content itself is checked.
