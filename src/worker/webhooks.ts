@@ -8,6 +8,7 @@ import { oneLine } from '../shared/errors.js';
 import { EVENT, emitEvent } from '../shared/events.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
+import { redactUrl } from '../shared/redact-url.js';
 import type { RedisClient } from '../shared/redis.js';
 
 /**
@@ -43,16 +44,6 @@ export function webhookBody(d: Pick<WebhookDelivery, 'type' | 'data'>): string {
 }
 
 class RefusedUrl extends Error {}
-
-/** A URL without its query string and credentials, for logs (queries often carry tokens). */
-function urlForLogs(raw: string): string {
-  try {
-    const u = new URL(raw);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '[unparseable url]';
-  }
-}
 
 export interface WebhookServiceDeps {
   config: Config;
@@ -195,8 +186,8 @@ export class WebhookService {
     const first = await redis.set(keys.webhookFailedGuard(d.id), '1', 'EX', config.idempotencyTtlS, 'NX');
     if (first !== 'OK') return;
     const target = d.batchId ? { batchId: d.batchId } : { jobId: d.jobId ?? '' };
-    await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: d.url, attempts, error: reason });
-    log.warn({ ...target, url: urlForLogs(d.url), attempts, reason }, 'webhook gave up');
+    await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: redactUrl(d.url), attempts, error: reason });
+    log.warn({ ...target, url: redactUrl(d.url), attempts, reason }, 'webhook gave up');
   }
 
   async close(): Promise<void> {

@@ -30,8 +30,9 @@ export interface FileServer {
   url(path: string, host?: string): string;
   cert: Buffer;
   certPath: string;
-  /** path → body (or a status to answer). */
+  /** path (without the query) → body (or a status to answer). */
   files: Map<string, Buffer | number>;
+  /** Every request's path, query included. */
   requests: string[];
   close(): Promise<void>;
 }
@@ -43,7 +44,7 @@ export async function startHttpsFileServer(): Promise<FileServer> {
   const server: Server = createServer({ key, cert }, (req, res) => {
     const path = req.url ?? '/';
     requests.push(path);
-    const f = files.get(path);
+    const f = files.get(path.replace(/\?.*$/s, '')); // a query (a presigned URL's signature) does not change the file
     if (f === undefined) {
       res.writeHead(404).end('missing');
     } else if (typeof f === 'number') {
