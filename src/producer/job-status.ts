@@ -60,7 +60,7 @@ export async function readJob(queue: Queue<JobData, JobResult>, id: string): Pro
  * job can have (`marker`, `a:b`) is unknown without a read: as a key it would name one of
  * the queue's own keys.
  */
-export async function getJobStatus(deps: JobStatusDeps, id: string): Promise<JobStatus | undefined> {
+export async function getJobStatus(deps: JobStatusDeps, id: string, again = true): Promise<JobStatus | undefined> {
   if (!isValidJobId(id)) return undefined;
   const [record, read] = await Promise.all([deps.records.get(id), readJob(deps.queue, id)]);
   const job = read === 'unreadable' ? undefined : read;
@@ -85,6 +85,9 @@ export async function getJobStatus(deps: JobStatusDeps, id: string): Promise<Job
   }
   if (!job) return undefined;
   const [bullState, paused] = await Promise.all([job.getState(), deps.queue.isPaused()]);
+  // The job finished between the reads: the snapshot lacks its reason or result, and the
+  // id record (written before BullMQ's move) now has them. Read both again, once.
+  if (again && (bullState === 'completed' || bullState === 'failed') && !job.finishedOn) return getJobStatus(deps, id, false);
   status.state = mapBullState(bullState, paused);
   if (status.state === 'completed' && job.returnvalue) status.result = job.returnvalue;
   if (status.state === 'failed' && job.failedReason) status.error = job.failedReason;

@@ -4,6 +4,7 @@ import type { Config } from '../shared/config.js';
 import { envelopeInputs, generationParams, type Envelope } from '../shared/envelope.js';
 import { InputError } from '../shared/errors.js';
 import type { JobData } from '../shared/job-data.js';
+import { redactUrl } from '../shared/redact-url.js';
 import type { InputImageField } from '../shared/upstream.js';
 import { allowedInputBuckets, s3RefProblem } from '../shared/s3-ref.js';
 import { checkImageBytes, checkS3Input, decodeInlineImage, inputForm, storeInputImage, type InputStoreDeps } from './inputs.js';
@@ -40,7 +41,7 @@ async function checkUrlInput(field: InputImageField, value: string, ctx: Prepare
   // The URL's shape and any private IP literal were checked during validation.
   const policy: AddressPolicy = { allowPrivate: ctx.config.inputs.allowPrivateUrls, ...(ctx.resolver ? { resolver: ctx.resolver } : {}) };
   const resolved = await resolveAllowed(new URL(value), policy, ['https:']);
-  if ('refused' in resolved) throw new InputError(field, `${value} is refused: ${resolved.refused}`);
+  if ('refused' in resolved) throw new InputError(field, `${redactUrl(value)} is refused: ${resolved.refused}`);
 }
 
 /** Inline inputs → S3 references; s3:// and https:// references are kept. */

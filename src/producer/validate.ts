@@ -2,6 +2,7 @@ import { refuseWithoutDns } from '../shared/address-policy.js';
 import type { Config } from '../shared/config.js';
 import { envelopeInputs, parseEnvelope, type Envelope } from '../shared/envelope.js';
 import { InputError, ValidationError, type FieldProblem } from '../shared/errors.js';
+import { redactUrl } from '../shared/redact-url.js';
 import type { InputImageField } from '../shared/upstream.js';
 import { allowedInputBuckets, s3RefProblem } from '../shared/s3-ref.js';
 import { decodeInlineImage, inputForm } from './inputs.js';
@@ -69,7 +70,7 @@ function checkInputs(env: Envelope, index: number, opts: ValidateOptions, decode
           throw new InputError(field, 'is not a valid https:// URL');
         }
         const why = refuseWithoutDns(url, { allowPrivate: opts.config?.inputs.allowPrivateUrls ?? false }, ['https:']);
-        if (why) throw new InputError(field, `${value} is refused: ${why}`);
+        if (why) throw new InputError(field, `${redactUrl(value)} is refused: ${why}`);
       } else if (form === 'data-url' || form === 'base64') {
         decoded.set(index, { ...decoded.get(index), [field]: decodeInlineImage(field, value, maxBytes) });
       } else if (!opts.localFile) {

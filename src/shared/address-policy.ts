@@ -83,18 +83,20 @@ export function refuseWithoutDns(url: URL, policy: AddressPolicy, schemes: reado
 }
 
 /**
- * Resolve the URL's host and check every address it resolves to. Returns the address
- * to connect to (pinned, so a second lookup cannot rebind it), why the policy refuses
- * it, or — a different thing, which a retry may cure — that the host does not resolve.
+ * Resolve the URL's host and check every address it resolves to. Returns the addresses
+ * to connect to (the first, and `all` of them in DNS order — pinned, so a second lookup
+ * cannot rebind them), why the policy refuses it, or — a different thing, which a retry
+ * may cure — that the host does not resolve.
  */
-export type ResolveOutcome = { address: string; family: 4 | 6 } | { refused: string } | { unresolved: string };
+export type ResolvedAddress = { address: string; family: 4 | 6 };
+export type ResolveOutcome = (ResolvedAddress & { all: ResolvedAddress[] }) | { refused: string } | { unresolved: string };
 
 export async function resolveAllowed(url: URL, policy: AddressPolicy, schemes: readonly string[]): Promise<ResolveOutcome> {
   const early = refuseWithoutDns(url, policy, schemes);
   if (early) return { refused: early };
   const host = hostOf(url);
   const literal = isIP(host);
-  if (literal) return { address: host, family: literal as 4 | 6 };
+  if (literal) return { address: host, family: literal as 4 | 6, all: [{ address: host, family: literal as 4 | 6 }] };
   let addrs: { address: string; family: number }[];
   try {
     addrs = await (policy.resolver ?? systemResolver)(host);
@@ -107,6 +109,6 @@ export async function resolveAllowed(url: URL, policy: AddressPolicy, schemes: r
     const bad = addrs.find((a) => !isPublicAddress(a.address));
     if (bad) return { refused: `host ${host} resolves to ${bad.address}, a private or loopback address` };
   }
-  const first = addrs[0] as { address: string; family: number };
-  return { address: first.address, family: first.family === 6 ? 6 : 4 };
+  const all = addrs.map((a): ResolvedAddress => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+  return { ...(all[0] as ResolvedAddress), all };
 }

@@ -8,22 +8,38 @@ export class RefusedAddress extends Error {
 }
 
 /**
- * An undici dispatcher whose every connection goes to an address the policy allows:
- * the DNS answer is checked inside the connect lookup itself, so what is checked is what
- * is dialled (no DNS rebinding between check and connect). IP-literal hosts skip DNS;
- * callers check those with `refuseWithoutDns` first.
+ * A `net.connect` lookup that answers only with addresses the policy allows: the DNS answer
+ * is checked inside the lookup itself, so what is checked is what is dialled (no DNS
+ * rebinding between check and connect). It answers both call forms: `{ all: true }` (how
+ * Node's connect asks when it may try several addresses, the default since Node 20) gets
+ * every checked address as `[{ address, family }]`; otherwise `(err, address, family)`.
+ * An asked-for `family` (4 or 6) keeps only that family's addresses.
  */
-export function pinnedAgent(policy: AddressPolicy, opts: { timeoutMs: number; ca?: string | Buffer | undefined }): Agent {
-  const lookup: LookupFunction = (hostname, options, callback) => {
+export function pinnedLookup(policy: AddressPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    const fail = (err: Error) => (options.all ? callback(err, []) : callback(err, '', 4));
     resolveAllowed(new URL(`https://${hostname.includes(':') ? `[${hostname}]` : hostname}/`), policy, ['https:'])
       .then((r) => {
-        if ('refused' in r) callback(new RefusedAddress(r.refused), '', 4);
-        else if ('unresolved' in r) callback(Object.assign(new Error(r.unresolved), { code: 'ENOTFOUND' }), '', 4);
-        else if (options.all) (callback as unknown as (err: null, addresses: { address: string; family: number }[]) => void)(null, [{ address: r.address, family: r.family }]);
-        else callback(null, r.address, r.family);
+        if ('refused' in r) return fail(new RefusedAddress(r.refused));
+        if ('unresolved' in r) return fail(Object.assign(new Error(r.unresolved), { code: 'ENOTFOUND' }));
+        const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
+        const addrs = family === 4 || family === 6 ? r.all.filter((a) => a.family === family) : r.all;
+        const first = addrs[0];
+        if (!first) return fail(Object.assign(new Error(`host ${hostname} has no IPv${family} address`), { code: 'ENOTFOUND' }));
+        if (options.all) callback(null, addrs);
+        else callback(null, first.address, first.family);
       })
-      .catch((err: Error) => callback(err, '', 4));
+      .catch(fail);
   };
+}
+
+/**
+ * An undici dispatcher whose every connection goes to an address the policy allows
+ * (`pinnedLookup`). IP-literal hosts skip DNS; callers check those with
+ * `refuseWithoutDns` first.
+ */
+export function pinnedAgent(policy: AddressPolicy, opts: { timeoutMs: number; ca?: string | Buffer | undefined }): Agent {
+  const lookup = pinnedLookup(policy);
   // Callers bound each request with their own deadline (AbortSignal of timeoutMs), which
   // must fire first so the error names their setting; these only bound a broken socket.
   const backstopMs = opts.timeoutMs + 5000;

@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { refuseWithoutDns, type AddressPolicy } from '../shared/address-policy.js';
 import { InputError, InputUnavailableError } from '../shared/errors.js';
 import { isRefusedAddress, pinnedAgent } from '../shared/pinned-agent.js';
+import { redactUrl } from '../shared/redact-url.js';
 import type { InputImageField } from '../shared/upstream.js';
 
 export interface UrlInputFetcherOptions {
@@ -28,26 +29,29 @@ export interface UrlInputFetcher {
  * and private or loopback addresses refused before any connection unless
  * INPUT_URL_ALLOW_PRIVATE=1. A bad input is an InputError naming the field (permanent,
  * no upstream call); a server that is down or slow is InputUnavailableError (retried).
+ * Every reason shows the URL through `redactUrl`.
  */
 export function createUrlInputFetcher(opts: UrlInputFetcherOptions): UrlInputFetcher {
   const policy: AddressPolicy = { allowPrivate: opts.allowPrivate, ...(opts.resolver ? { resolver: opts.resolver } : {}) };
   const agent = pinnedAgent(policy, { timeoutMs: opts.timeoutMs, ca: opts.ca });
 
   async function fetchOnce(field: InputImageField, original: string, signal?: AbortSignal): Promise<Buffer> {
+    // Reasons name the URL without its query or credentials (a presigned URL's signature).
+    const shown = redactUrl(original);
     let url = new URL(original);
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const why = refuseWithoutDns(url, policy, ['https:']);
-      if (why) throw new InputError(field, `${original} is refused: ${why}`);
+      if (why) throw new InputError(field, `${shown} is refused: ${why}`);
       const deadline = AbortSignal.timeout(opts.timeoutMs);
       let res;
       try {
         res = await request(url, { method: 'GET', dispatcher: agent, signal: signal ? AbortSignal.any([signal, deadline]) : deadline, headers: { accept: 'image/*' } });
       } catch (err) {
         const refused = isRefusedAddress(err);
-        if (refused) throw new InputError(field, `${original} is refused: ${refused.message}`);
+        if (refused) throw new InputError(field, `${shown} is refused: ${refused.message}`);
         if (signal?.aborted) throw err;
-        if (deadline.aborted) throw new InputUnavailableError(field, `${original}: no answer within INPUT_URL_TIMEOUT_MS (${opts.timeoutMs} ms)`);
-        throw new InputUnavailableError(field, `${original}: ${(err as Error).message}`, { cause: err });
+        if (deadline.aborted) throw new InputUnavailableError(field, `${shown}: no answer within INPUT_URL_TIMEOUT_MS (${opts.timeoutMs} ms)`);
+        throw new InputUnavailableError(field, `${shown}: ${(err as Error).message}`, { cause: err });
       }
       const status = res.statusCode;
       if (status >= 300 && status < 400 && res.headers.location) {
@@ -57,20 +61,20 @@ export function createUrlInputFetcher(opts: UrlInputFetcherOptions): UrlInputFet
       }
       if (status === 404 || status === 410) {
         await res.body.dump();
-        throw new InputError(field, `${original} not found (HTTP ${status})`);
+        throw new InputError(field, `${shown} not found (HTTP ${status})`);
       }
       if (status >= 500 || status === 429 || status === 408) {
         await res.body.dump();
-        throw new InputUnavailableError(field, `${original} answered HTTP ${status}`);
+        throw new InputUnavailableError(field, `${shown} answered HTTP ${status}`);
       }
       if (status < 200 || status >= 300) {
         await res.body.dump();
-        throw new InputError(field, `${original} answered HTTP ${status}`);
+        throw new InputError(field, `${shown} answered HTTP ${status}`);
       }
       const declared = Number(res.headers['content-length'] ?? NaN);
       if (declared > opts.maxBytes) {
         res.body.destroy();
-        throw new InputError(field, `${original} is ${declared} bytes, more than MAX_INPUT_IMAGE_BYTES (${opts.maxBytes})`);
+        throw new InputError(field, `${shown} is ${declared} bytes, more than MAX_INPUT_IMAGE_BYTES (${opts.maxBytes})`);
       }
       const chunks: Buffer[] = [];
       let total = 0;
@@ -79,17 +83,17 @@ export function createUrlInputFetcher(opts: UrlInputFetcherOptions): UrlInputFet
           total += (chunk as Buffer).length;
           if (total > opts.maxBytes) {
             res.body.destroy();
-            throw new InputError(field, `${original} is more than MAX_INPUT_IMAGE_BYTES (${opts.maxBytes}) bytes`);
+            throw new InputError(field, `${shown} is more than MAX_INPUT_IMAGE_BYTES (${opts.maxBytes}) bytes`);
           }
           chunks.push(chunk as Buffer);
         }
       } catch (err) {
         if (err instanceof InputError || signal?.aborted) throw err;
-        throw new InputUnavailableError(field, `${original}: the download broke off (${(err as Error).message})`, { cause: err });
+        throw new InputUnavailableError(field, `${shown}: the download broke off (${(err as Error).message})`, { cause: err });
       }
       return Buffer.concat(chunks, total);
     }
-    throw new InputError(field, `${original}: more than ${MAX_REDIRECTS} redirects`);
+    throw new InputError(field, `${shown}: more than ${MAX_REDIRECTS} redirects`);
   }
 
   return { fetch: fetchOnce, close: () => agent.close() };

@@ -1,6 +1,7 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { InputError, storageError } from '../shared/errors.js';
 import { sniffImageType } from '../shared/image-type.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { parseS3Ref, s3RefProblem } from '../shared/s3-ref.js';
 import type { InputImageField } from '../shared/upstream.js';
 
@@ -54,8 +55,8 @@ export async function resolveInputs(
       let bytes: Buffer;
       if (ref.startsWith('s3://')) bytes = await readS3(deps, field, ref, signal);
       else if (ref.startsWith('https://') && deps.fetchUrl) bytes = await deps.fetchUrl(field, ref, signal);
-      else throw new InputError(field, `${ref.slice(0, 80)} is not an s3:// or https:// reference`);
-      if (!sniffImageType(bytes)) throw new InputError(field, `${ref} is not a PNG, JPEG or WebP image`);
+      else throw new InputError(field, `${redactUrl(ref).slice(0, 80)} is not an s3:// or https:// reference`);
+      if (!sniffImageType(bytes)) throw new InputError(field, `${redactUrl(ref)} is not a PNG, JPEG or WebP image`);
       out[field] = bytes.toString('base64');
     }),
   );

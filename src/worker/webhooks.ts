@@ -9,6 +9,7 @@ import { oneLine } from '../shared/errors.js';
 import { EVENT, emitEvent } from '../shared/events.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
+import { redactUrl } from '../shared/redact-url.js';
 import type { RedisClient } from '../shared/redis.js';
 import { parseOutboxEntry, type OutboxEntry } from './webhook-outbox-entry.js';
 
@@ -63,16 +64,6 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
 end
 return 0
 `;
-
-/** A URL without its query string and credentials, for logs (queries often carry tokens). */
-function urlForLogs(raw: string): string {
-  try {
-    const u = new URL(raw);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '[unparseable url]';
-  }
-}
 
 export interface WebhookServiceDeps {
   config: Config;
@@ -168,12 +159,12 @@ export class WebhookService {
     if (target && bad.url) {
       const guard = keys.webhookFailedGuard(`dead-${createHash('sha256').update(raw).digest('hex').slice(0, 32)}`);
       if ((await redis.set(guard, '1', 'EX', config.idempotencyTtlS, 'NX')) === 'OK') {
-        await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: bad.url, attempts: 0, error });
+        await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: redactUrl(bad.url), attempts: 0, error });
       }
     }
     const moved = await redis.eval(DEAD_LETTER, 2, keys.webhookRelaying, keys.webhookDead, raw, DEAD_LETTER_MAX);
     if (moved === 1) {
-      log.warn({ ...target, ...(bad.url ? { url: urlForLogs(bad.url) } : {}), problem: bad.problem, list: keys.webhookDead }, 'webhook outbox entry unusable: moved to the dead-letter list; relaying goes on');
+      log.warn({ ...target, ...(bad.url ? { url: redactUrl(bad.url) } : {}), problem: bad.problem, list: keys.webhookDead }, 'webhook outbox entry unusable: moved to the dead-letter list; relaying goes on');
     }
   }
 
@@ -239,8 +230,8 @@ export class WebhookService {
     const first = await redis.set(keys.webhookFailedGuard(d.id), '1', 'EX', config.idempotencyTtlS, 'NX');
     if (first !== 'OK') return;
     const target = d.batchId ? { batchId: d.batchId } : { jobId: d.jobId ?? '' };
-    await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: d.url, attempts, error: reason });
-    log.warn({ ...target, url: urlForLogs(d.url), attempts, reason }, 'webhook gave up');
+    await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: redactUrl(d.url), attempts, error: reason });
+    log.warn({ ...target, url: redactUrl(d.url), attempts, reason }, 'webhook gave up');
   }
 
   async close(): Promise<void> {

@@ -22,7 +22,7 @@ test('secrets and payloads never reach a log line, at any level (LOG_LEVEL=trace
   rx.answer = (path) => (path.startsWith('/fails') ? 500 : 200);
   const h = await startHarness(t, {
     fake: { latencyMs: 20, apiKey: FLUX_KEY },
-    env: { LOG_LEVEL: 'trace', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_ATTEMPTS: '2', WEBHOOK_BACKOFF_MS: '50', API_TOKEN },
+    env: { LOG_LEVEL: 'trace', WEBHOOK_ALLOWED_HOSTS: 'localhost', WEBHOOK_ATTEMPTS: '2', WEBHOOK_BACKOFF_MS: '50', API_TOKEN },
   });
   // The upstream echoes the key back in an auth error, as some gateways do.
   h.fake.inject({ prompt: 'echo the key', times: 1, fault: { type: 'status', status: 401, body: JSON.stringify({ error: { message: `invalid api key ${FLUX_KEY} (Bearer ${FLUX_KEY})`, type: 'auth_error' } }) } });

@@ -1,4 +1,7 @@
-/** A webhook receiver for tests: records every delivery (raw body, headers) and answers as told. */
+/**
+ * A webhook receiver for tests: records every delivery (raw body, headers) and answers as
+ * told. Its URLs name `localhost` (what works on loopback must work through a name).
+ */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -12,7 +15,8 @@ export interface Delivery {
 export type Answer = number | 'hang';
 
 export interface WebhookReceiver {
-  url(path?: string): string;
+  /** `http://localhost:PORT{path}` (the server is on 127.0.0.1), or another host (a made-up name a test resolves, 127.0.0.1). */
+  url(path?: string, host?: string): string;
   deliveries: Delivery[];
   /** Decide each answer: by path and the number of earlier deliveries to that path. */
   answer: (path: string, nthForPath: number) => Answer;
@@ -49,6 +53,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const port = (server.address() as AddressInfo).port;
-  r.url = (path = '/hook') => `http://127.0.0.1:${port}${path}`;
+  r.url = (path = '/hook', host = 'localhost') => `http://${host}:${port}${path}`;
   return r;
 }

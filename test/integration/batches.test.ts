@@ -100,7 +100,7 @@ test('re-running a half-failed file with --batch finishes it: only failed lines 
 test('the batch webhook receives batch.completed; the ledger prices output and input megapixels', { timeout: 60_000 }, async (t) => {
   const { startWebhookReceiver } = await import('../helpers/webhook-receiver.js');
   const { synthPng } = await import('../../src/demo/synth-image.js');
-  const h = await startHarness(t, { fake: { latencyMs: 10 }, env: { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' } });
+  const h = await startHarness(t, { fake: { latencyMs: 10 }, env: { WEBHOOK_ALLOWED_HOSTS: 'localhost' } });
   const rx = await startWebhookReceiver();
   t.after(() => rx.close());
   const p = synthPng({ width: 1024, height: 2048, entropy: 0.2, seed: 5 });

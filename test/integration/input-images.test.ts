@@ -8,8 +8,9 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { synthPng, TINY_WEBP } from '../../src/demo/synth-image.js';
 import type { HostResolver } from '../../src/shared/address-policy.js';
 import { ValidationError } from '../../src/shared/errors.js';
-import { startHarness } from '../helpers/harness.js';
+import { startHarness, waitFor } from '../helpers/harness.js';
 import { startHttpsFileServer } from '../helpers/https-server.js';
+import { testResolver } from '../helpers/test-resolver.js';
 
 function png(seed: number, size = 256, entropy = 1): Buffer {
   const p = synthPng({ width: size, height: size, entropy, seed });
@@ -26,13 +27,14 @@ const problems = async (p: Promise<unknown>) => {
   return undefined;
 };
 
-test('every input form reaches the upstream byte-identical: base64, data URL, s3://, https:// and (CLI) a file path', { timeout: 90_000 }, async (t) => {
+test('every input form reaches the upstream byte-identical: base64, data URL, s3://, https:// (through names) and (CLI) a file path', { timeout: 90_000 }, async (t) => {
   const h = await startHarness(t, { fake: { latencyMs: 10 }, env: { INPUT_URL_ALLOW_PRIVATE: '1' } });
   const files = await startHttpsFileServer();
   t.after(() => files.close());
-  const [a, b, c, d, e] = [png(1, 512), png(2), png(3), png(4), png(5)];
+  const [a, b, c, d, e, f] = [png(1, 512), png(2), png(3), png(4), png(5), png(6)];
   await h.s3.send(new PutObjectCommand({ Bucket: h.bucket, Key: 'uploads/c.png', Body: c }));
   files.files.set('/d.png', d);
+  files.files.set('/f.png', f);
   const producer = h.producer();
   await producer.enqueue({
     id: 'forms',
@@ -42,6 +44,9 @@ test('every input form reaches the upstream byte-identical: base64, data URL, s3
     input_image_3: `s3://${h.bucket}/uploads/c.png`,
     input_image_4: files.url('/d.png'),
     input_image_5: TINY_WEBP.toString('base64'),
+    // https:// through names: input_image_4 `localhost` (the system's DNS), this one a
+    // made-up name the worker's resolver answers with 127.0.0.1.
+    input_image_6: files.url('/f.png', 'images.example.test'),
   });
   const raw = await h.redis.hget(`${h.prefix}:generate:forms`, 'data');
   const data = JSON.parse(raw ?? '{}') as { inputs: Record<string, string> };
@@ -51,13 +56,15 @@ test('every input form reaches the upstream byte-identical: base64, data URL, s3
     input_image_3: `s3://${h.bucket}/uploads/c.png`,
     input_image_4: files.url('/d.png'),
     input_image_5: `s3://${h.bucket}/images/inputs/${sha(TINY_WEBP)}.webp`,
+    input_image_6: files.url('/f.png', 'images.example.test'),
   });
-  await h.worker({}, { tlsCa: files.cert });
+  assert.match(files.url('/d.png'), /^https:\/\/localhost:\d+\/d\.png$/);
+  await h.worker({}, { tlsCa: files.cert, resolver: testResolver() });
   const st = await producer.waitFor('forms');
   assert.equal(st.state, 'completed', st.error);
   const call = h.fake.callsFor('combine five')[0];
-  assert.deepEqual(call?.inputSha256, { input_image: sha(a), input_image_2: sha(b), input_image_3: sha(c), input_image_4: sha(d), input_image_5: sha(TINY_WEBP) });
-  assert.equal(st.result?.input_mp, 1, 'input megapixels (0.44 MP in all, rounded up) are recorded in the result');
+  assert.deepEqual(call?.inputSha256, { input_image: sha(a), input_image_2: sha(b), input_image_3: sha(c), input_image_4: sha(d), input_image_5: sha(TINY_WEBP), input_image_6: sha(f) });
+  assert.equal(st.result?.input_mp, 1, 'input megapixels (0.51 MP in all, rounded up) are recorded in the result');
 
   // CLI: a path relative to the JSONL file is that file.
   const dir = await mkdtemp(join(tmpdir(), 'fluxq-inputs-'));
@@ -138,16 +145,20 @@ test('inputs that go bad after enqueue fail the job as permanent, naming the fie
     { id: 'redirect', prompt: 'redirect', input_image: files.url('/moved.png') },
     { id: 'rebind', prompt: 'rebind', input_image: 'https://images.internal-corp.example/cat.png' },
     { id: 'nodns', prompt: 'nodns', input_image: 'https://nowhere.example/cat.png' },
+    { id: 'named-loopback', prompt: 'named loopback', input_image: files.url('/huge.png', 'images.example.test') },
   ]);
   await h.s3.send(new DeleteObjectCommand({ Bucket: h.bucket, Key: 'uploads/soon-gone.png' }));
+  const base = testResolver({ 'images.internal-corp.example': [{ address: '10.9.8.7', family: 4 }] });
   const resolver: HostResolver = async (host) => {
     if (host === 'nowhere.example') throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
-    return host === 'images.internal-corp.example' ? [{ address: '10.9.8.7', family: 4 }] : [{ address: '127.0.0.1', family: 4 }];
+    return base(host);
   };
   const strict = await h.worker({ INPUT_URL_ALLOW_PRIVATE: '0' }, { tlsCa: files.cert, resolver });
   const expected: Record<string, RegExp> = {
     gone: new RegExp(`^permanent: input_image_3: s3://${h.bucket}/uploads/soon-gone\\.png not found$`),
-    text: /^permanent: input_image_2: https:\/\/127\.0\.0\.1:\d+\/text\.png is refused: host 127\.0\.0\.1 is a private or loopback address$/,
+    text: /^permanent: input_image_2: https:\/\/localhost:\d+\/text\.png is refused: host localhost is a private or loopback address$/,
+    // A name that resolves to loopback: refused after DNS, before any connection.
+    'named-loopback': /^permanent: input_image: https:\/\/images\.example\.test:\d+\/huge\.png is refused: host images\.example\.test resolves to 127\.0\.0\.1, a private or loopback address$/,
     rebind: /^permanent: input_image: https:\/\/images\.internal-corp\.example\/cat\.png is refused: host images\.internal-corp\.example resolves to 10\.9\.8\.7, a private or loopback address$/,
     // A host that does not resolve may resolve later: retried like any transient error, not refused.
     nodns: /^transient: input_image: https:\/\/nowhere\.example\/cat\.png: .*host nowhere\.example does not resolve \(ENOTFOUND\)/,
@@ -157,7 +168,11 @@ test('inputs that go bad after enqueue fail the job as permanent, naming the fie
     assert.equal(st.state, 'failed', id);
     assert.match(st.error ?? '', re);
     assert.equal(st.attempts, 0, `${id}: no upstream call`);
-    const tries = (await producer.queue.getJob(id))?.attemptsMade;
+    // The id record is final before BullMQ moves the job: wait for the move to count tries.
+    const tries = await waitFor(async () => {
+      const job = await producer.queue.getJob(id);
+      return job?.finishedOn ? job.attemptsMade : undefined;
+    }, { what: `${id} finished in BullMQ` });
     assert.equal(tries, id === 'nodns' ? h.config().worker.jobAttempts : 1, `${id}: tries`);
   }
   // With private URLs allowed, the content itself is checked.
@@ -167,13 +182,13 @@ test('inputs that go bad after enqueue fail the job as permanent, naming the fie
     { id: 'text-2', prompt: 'text 2', input_image_2: files.url('/text.png') },
     { id: 'huge-2', prompt: 'huge 2', input_image: files.url('/huge.png') },
     { id: 'nf-2', prompt: 'nf 2', input_image: files.url('/nothing-here.png') },
-    { id: 'redirect-2', prompt: 'redirect 2', input_image: files.url('/moved.png') },
+    { id: 'redirect-2', prompt: 'redirect 2', input_image: files.url('/moved.png', 'images.example.test') },
   ]);
   const more: Record<string, RegExp> = {
-    'text-2': /^permanent: input_image_2: https:\/\/127\.0\.0\.1:\d+\/text\.png is not a PNG, JPEG or WebP image$/,
-    'huge-2': /^permanent: input_image: https:\/\/127\.0\.0\.1:\d+\/huge\.png is \d+ bytes, more than MAX_INPUT_IMAGE_BYTES \(200000\)$/,
-    'nf-2': /^permanent: input_image: https:\/\/127\.0\.0\.1:\d+\/nothing-here\.png not found \(HTTP 404\)$/,
-    'redirect-2': /^permanent: input_image: https:\/\/127\.0\.0\.1:\d+\/moved\.png not found \(HTTP 404\)$/,
+    'text-2': /^permanent: input_image_2: https:\/\/localhost:\d+\/text\.png is not a PNG, JPEG or WebP image$/,
+    'huge-2': /^permanent: input_image: https:\/\/localhost:\d+\/huge\.png is \d+ bytes, more than MAX_INPUT_IMAGE_BYTES \(200000\)$/,
+    'nf-2': /^permanent: input_image: https:\/\/localhost:\d+\/nothing-here\.png not found \(HTTP 404\)$/,
+    'redirect-2': /^permanent: input_image: https:\/\/images\.example\.test:\d+\/moved\.png not found \(HTTP 404\)$/,
   };
   for (const [id, re] of Object.entries(more)) {
     const st = await producer.waitFor(id);

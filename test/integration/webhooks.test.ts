@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import type { HostResolver } from '../../src/shared/address-policy.js';
 import { startHarness, waitFor } from '../helpers/harness.js';
+import { testResolver } from '../helpers/test-resolver.js';
 import { startWebhookReceiver, type Delivery } from '../helpers/webhook-receiver.js';
 
 const RAW_SECRET = 'raw secret: ünïcode bytes';
@@ -14,7 +14,9 @@ function verify(d: Delivery, secret: string): { type: string; data: Record<strin
   return wh.verify(d.body, d.headers as Record<string, string>) as { type: string; data: Record<string, unknown> };
 }
 
-const hookEnv = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_BACKOFF_MS: '100', WEBHOOK_TIMEOUT_MS: '700', WEBHOOK_ATTEMPTS: '4' };
+// Receivers are reached through names: `localhost` (system DNS) and a made-up name
+// the worker's resolver answers with 127.0.0.1 — never only through an IP literal.
+const hookEnv = { WEBHOOK_ALLOWED_HOSTS: 'localhost,hooks.example.test', WEBHOOK_BACKOFF_MS: '100', WEBHOOK_TIMEOUT_MS: '700', WEBHOOK_ATTEMPTS: '4' };
 
 test('job webhooks are signed per Standard Webhooks (raw and whsec_ secrets) and carry the stream event', { timeout: 60_000 }, async (t) => {
   const h = await startHarness(t, { fake: { latencyMs: 10 }, env: hookEnv });
@@ -22,13 +24,14 @@ test('job webhooks are signed per Standard Webhooks (raw and whsec_ secrets) and
   const rx = await startWebhookReceiver();
   t.after(() => rx.close());
   const producer = h.producer();
-  await h.worker();
+  await h.worker({}, { resolver: testResolver() });
   await producer.enqueueBulk([
     { id: 'raw-1', prompt: 'raw', webhook_url: rx.url('/raw'), webhook_secret: RAW_SECRET, metadata: { n: 1 } },
     { id: 'whsec-1', prompt: 'whsec', webhook_url: rx.url('/whsec'), webhook_secret: WHSEC },
     { id: 'fails-1', prompt: 'refused', webhook_url: rx.url('/fails'), webhook_secret: WHSEC },
+    { id: 'named-1', prompt: 'named', webhook_url: rx.url('/named', 'hooks.example.test'), webhook_secret: WHSEC },
   ]);
-  await waitFor(() => rx.deliveries.length >= 3, { what: 'three deliveries' });
+  await waitFor(() => rx.deliveries.length >= 4, { what: 'four deliveries' });
   const byPath = (p: string) => rx.deliveries.filter((d) => d.path === p);
   const raw = verify(byPath('/raw')[0] as Delivery, RAW_SECRET);
   assert.equal(raw.type, 'job.completed');
@@ -40,6 +43,12 @@ test('job webhooks are signed per Standard Webhooks (raw and whsec_ secrets) and
   const failed = verify(byPath('/fails')[0] as Delivery, WHSEC);
   assert.equal(failed.type, 'job.failed');
   assert.equal(failed.data.error, 'permanent: HTTP 400 sensitive_check_error: prompt refused by moderation');
+  // Through a name on both paths: localhost (the system's DNS) and a made-up name.
+  assert.match(String(byPath('/raw')[0]?.headers.host), /^localhost:\d+$/);
+  const named = byPath('/named')[0] as Delivery;
+  assert.match(String(named.headers.host), /^hooks\.example\.test:\d+$/);
+  assert.equal(verify(named, WHSEC).data.jobId, 'named-1');
+  assert.equal((await h.events()).filter((e) => e.type === 'webhook.failed').length, 0);
   // The body's data is the stream entry's data.
   const events = await h.events();
   const streamed = events.find((e) => e.type === 'job.completed' && (e.data as { jobId: string }).jobId === 'raw-1');
@@ -102,11 +111,30 @@ test('webhook URLs: other schemes, private literals and hosts outside WEBHOOK_AL
   assert.deepEqual(await h.redis.keys(`${h.prefix}:id:*`), [`${h.prefix}:id:listed`], 'nothing else was enqueued');
   await listed.queue.remove('listed');
 
-  // A name that resolves to a private address is caught when delivering.
-  const resolver: HostResolver = async (host) => (host === 'hooks.internal-corp.net' ? [{ address: '10.1.2.3', family: 4 }] : []);
+  // A name that resolves to a private address is caught when delivering — also when a
+  // live receiver is there (a made-up name for loopback), and also when the first answer
+  // is public and the one the connect asks for is not (rebinding): what is dialled is checked.
+  const rx = await startWebhookReceiver();
+  t.after(() => rx.close());
+  const resolver = testResolver({
+    'hooks.internal-corp.net': [{ address: '10.1.2.3', family: 4 }],
+    'rebind.example.test': (nth) => [{ address: nth % 2 === 1 ? '93.184.216.34' : '127.0.0.1', family: 4 }],
+  });
   await h.worker({}, { resolver });
-  await producer.enqueue({ id: 'rebind', prompt: 'p', webhook_url: 'https://hooks.internal-corp.net/h', webhook_secret: 's' });
-  assert.equal((await producer.waitFor('rebind')).state, 'completed');
-  const ev = await waitFor(async () => (await h.events()).find((e) => e.type === 'webhook.failed'), { what: 'webhook.failed' });
-  assert.deepEqual(ev.data, { jobId: 'rebind', url: 'https://hooks.internal-corp.net/h', attempts: 1, error: 'webhook_url refused: host hooks.internal-corp.net resolves to 10.1.2.3, a private or loopback address' });
+  await producer.enqueueBulk([
+    { id: 'private', prompt: 'p', webhook_url: 'https://hooks.internal-corp.net/h', webhook_secret: 's' },
+    { id: 'loopback', prompt: 'p', webhook_url: rx.url('/loopback', 'hooks.example.test'), webhook_secret: 's' },
+    { id: 'rebind', prompt: 'p', webhook_url: rx.url('/rebind', 'rebind.example.test'), webhook_secret: 's' },
+  ]);
+  for (const id of ['private', 'loopback', 'rebind']) assert.equal((await producer.waitFor(id)).state, 'completed');
+  const failed = await waitFor(async () => {
+    const evs = (await h.events()).filter((e) => e.type === 'webhook.failed');
+    return evs.length === 3 ? evs : undefined;
+  }, { what: 'three webhook.failed' });
+  const byJob = Object.fromEntries(failed.map((e) => [(e.data as { jobId: string }).jobId, e.data]));
+  assert.deepEqual(byJob.private, { jobId: 'private', url: 'https://hooks.internal-corp.net/h', attempts: 1, error: 'webhook_url refused: host hooks.internal-corp.net resolves to 10.1.2.3, a private or loopback address' });
+  assert.deepEqual(byJob.loopback, { jobId: 'loopback', url: rx.url('/loopback', 'hooks.example.test'), attempts: 1, error: 'webhook_url refused: host hooks.example.test resolves to 127.0.0.1, a private or loopback address' });
+  assert.deepEqual(byJob.rebind, { jobId: 'rebind', url: rx.url('/rebind', 'rebind.example.test'), attempts: 1, error: 'webhook_url refused: host rebind.example.test resolves to 127.0.0.1, a private or loopback address' });
+  assert.equal(resolver.asked.get('rebind.example.test'), 2, 'checked once before the request, and again inside the connect');
+  assert.deepEqual(rx.deliveries, [], 'nothing reached the loopback receiver');
 });

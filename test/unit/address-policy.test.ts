@@ -14,7 +14,7 @@ test('resolveAllowed tells a refused host from one that does not resolve (only t
     return a;
   };
   const check = (url: string) => resolveAllowed(new URL(url), { resolver }, ['https:']);
-  assert.deepEqual(await check('https://public.example/a.png'), { address: '93.184.216.34', family: 4 });
+  assert.deepEqual(await check('https://public.example/a.png'), { address: '93.184.216.34', family: 4, all: [{ address: '93.184.216.34', family: 4 }] });
   assert.deepEqual(await check('https://mixed.example/a.png'), { refused: 'host mixed.example resolves to 10.0.0.5, a private or loopback address' });
   assert.deepEqual(await check('https://127.0.0.1/a.png'), { refused: 'host 127.0.0.1 is a private or loopback address' });
   assert.deepEqual(await check('http://public.example/a.png'), { refused: 'scheme http is not allowed (https only)' });
