@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { DEFAULT_MAX_RESPONSE_BYTES, type Config } from '../shared/config.js';
 import { ConfigError, UpstreamError } from '../shared/errors.js';
@@ -6,6 +7,7 @@ import type { UpstreamBody } from '../shared/upstream.js';
 import { classifyHttpError, classifyTransportError } from './classify.js';
 import type { DecodedResponse } from './decode.js';
 import { decodeUpstreamStream } from './decode-stream.js';
+import { jsonBody } from './request-body.js';
 
 export interface FluxClientOptions {
   /** `FLUX_API_BASE_URL`, without a trailing slash. */
@@ -102,10 +104,13 @@ export class FluxClient {
     const scrub = (text: string) => (key.length >= 4 ? text.split(key).join('[redacted]') : text);
     let status = 0;
     try {
+      // The same bytes as JSON.stringify(body), made while the socket takes them: the
+      // base64 inputs are never copied into one big string (request-body.ts).
+      const payload = jsonBody(body);
       const res = await request(this.urlFor(model), {
         method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json', 'content-length': String(payload.length) },
+        body: Readable.from(payload.pieces(), { objectMode: false }),
         dispatcher: this.#dispatcher,
         signal: combined,
       });
