@@ -26,7 +26,10 @@ export type Fault =
   | { type: 'webp' } // a 200 with a WebP image
   | { type: 'images'; count: number } // a 200 with several images
   | { type: 'delay'; ms: number } // extra latency, then a normal answer
-  | { type: 'dribble'; ms: number }; // a normal 200, its body written in ten pieces over `ms`
+  | { type: 'dribble'; ms: number } // a normal 200, its body written in ten pieces over `ms`
+  // a 200 of `bytes` in all (one PNG-headed image padded to size), generated as it is
+  // written, never held whole; with a Content-Length unless `contentLength` is false
+  | { type: 'oversized'; bytes: number; contentLength?: boolean };
 
 export interface FaultRule {
   fault: Fault;
@@ -58,6 +61,8 @@ export interface CallRecord {
   /** sha256 of each image served (for byte-identity checks). */
   servedSha256: string[];
   inFlightAtArrival: number;
+  /** Body bytes written so far (the `oversized` fault counts them). */
+  bytesSent?: number;
 }
 
 export interface FakeFluxOptions {
@@ -365,6 +370,8 @@ export class FakeFlux {
       return answer(200, `${head(1)}{"b64_json":"${Buffer.from('this is plain text, not an image at all').toString('base64')}"}]}`);
     }
 
+    if (fault?.type === 'oversized') return this.#oversized(res, call, head(1), fault);
+
     const count = fault?.type === 'images' ? fault.count : 1;
     const parts: Buffer[] = [Buffer.from(head(count))];
     for (let i = 0; i < count; i++) {
@@ -421,6 +428,51 @@ export class FakeFlux {
       }
     };
     tick();
+  }
+
+  /** Write a `bytes`-long 200 piece by piece as the socket drains: 64 KiB in memory at most. */
+  #oversized(res: ServerResponse, call: CallRecord, head: string, fault: { bytes: number; contentLength?: boolean }): void {
+    const PIECE = 65_536; // base64 characters per write (48 KiB of image)
+    const first = Buffer.alloc((PIECE / 4) * 3);
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]).copy(first);
+    const firstPiece = Buffer.from(first.toString('base64'));
+    const fill = Buffer.from(Buffer.alloc((PIECE / 4) * 3).toString('base64'));
+    const open = Buffer.from(`${head}{"b64_json":"`);
+    const close = Buffer.from('"}]}');
+    const b64Length = Math.max(4, Math.floor((fault.bytes - open.length - close.length) / 4) * 4);
+    const total = open.length + b64Length + close.length;
+    call.status = 200;
+    call.outcome = 'oversized';
+    call.bytesSent = 0;
+    res.writeHead(200, { 'content-type': 'application/json', ...(fault.contentLength === false ? {} : { 'content-length': String(total) }) });
+    let written = 0; // base64 characters
+    const send = (piece: Buffer): boolean => {
+      call.bytesSent = (call.bytesSent ?? 0) + piece.length;
+      return res.write(piece);
+    };
+    const pump = () => {
+      while (!res.destroyed) {
+        if (written >= b64Length) {
+          send(close);
+          res.end(() => {
+            call.endedAt = Date.now();
+          });
+          return;
+        }
+        const n = Math.min(PIECE, b64Length - written);
+        const piece = (written === 0 ? firstPiece : fill).subarray(0, n);
+        written += n;
+        if (!send(piece)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+    };
+    res.once('close', () => {
+      if (written < b64Length) call.outcome = 'client went away mid-body';
+    });
+    send(open);
+    pump();
   }
 
   #png(width: number, height: number): SplitPng {

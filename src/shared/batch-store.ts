@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { EventData } from './events.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
@@ -42,6 +43,9 @@ const FIELDS = [
   'total', 'completed', 'failed', 'cancelled', 'output_mp', 'input_mp', 'possibly_billed', 'cost_micro_usd',
   'created', 'started', 'finished', 'max_mp', 'webhook_url', 'webhook_secret', 'fin_gen', 'emitted_gen',
 ] as const;
+
+/** How long a member snapshot outlives a writer that died while reading it. */
+const SNAPSHOT_TTL_MS = 600_000;
 
 const num = (v: string | null | undefined) => (v ? Number(v) : 0);
 const opt = (v: string | null | undefined) => (v ? Number(v) : undefined);
@@ -173,6 +177,27 @@ export class BatchStore {
       ids.push(...chunk);
     } while (cursor !== '0');
     return ids;
+  }
+
+  /**
+   * Every member id once, in id order, a page at a time, without holding them all: the
+   * set is copied into a zset (equal scores, so it is ordered by id) that is read with
+   * ZRANGEBYLEX and dropped at the end. SSCAN alone may return an id twice.
+   */
+  async *memberPages(batchId: string, pageSize = 1000): AsyncGenerator<string[]> {
+    const snapshot = this.#keys.batchJobsSnapshot(batchId, randomUUID());
+    try {
+      await this.#redis.multi().zunionstore(snapshot, 1, this.#keys.batchJobs(batchId)).pexpire(snapshot, SNAPSHOT_TTL_MS).exec();
+      let from = '-';
+      for (;;) {
+        const ids = await this.#redis.zrangebylex(snapshot, from, '+', 'LIMIT', 0, pageSize);
+        if (ids.length > 0) yield ids;
+        if (ids.length < pageSize) return;
+        from = `(${ids[ids.length - 1] as string}`;
+      }
+    } finally {
+      await this.#redis.del(snapshot).catch(() => undefined);
+    }
   }
 
   openMembers(batchId: string): Promise<string[]> {

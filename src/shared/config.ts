@@ -69,6 +69,9 @@ function httpUrl() {
   return text(/^https?:\/\/[^\s/$.?#][^\s]*$/i, 'an http:// or https:// URL');
 }
 
+/** SPEC §7: the largest upstream answer a worker reads (128 MiB). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 134_217_728;
+
 const REDIS_URL_RE = /^rediss?:\/\/[^\s,]+$/i;
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const PREFIX_RE = /^(\{[A-Za-z0-9._-]{1,64}\}|[A-Za-z0-9._-]{1,64})([A-Za-z0-9._-]{0,64})$/;
@@ -148,6 +151,7 @@ export const envSchema = z.object({
   PRICE_FIRST_MP_USD: decimal(0),
   PRICE_EXTRA_MP_USD: decimal(0),
   MAX_INPUT_IMAGE_BYTES: int(1),
+  MAX_RESPONSE_BYTES: int(1024),
   INPUT_URL_ALLOW_PRIVATE: bool(),
   INPUT_S3_BUCKETS: z.string().optional().transform((v, ctx): string[] | undefined => {
     if (unset(v)) return undefined;
@@ -185,7 +189,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Config {
   redis: { urls: string[]; cluster: boolean };
   queue: { prefix: string; name: string };
-  flux: { baseUrl: string; model: string; apiKey: Secret | undefined; timeoutMs: number };
+  flux: {
+    baseUrl: string;
+    model: string;
+    apiKey: Secret | undefined;
+    timeoutMs: number;
+    /** `MAX_RESPONSE_BYTES`: a 200 answer larger than this is cut off and ambiguous (SPEC §7). */
+    maxResponseBytes: number;
+  };
   worker: {
     concurrency: number;
     globalConcurrency: number | 'auto' | undefined;
@@ -294,6 +305,7 @@ function toConfig(raw: RawEnv): Config {
       model: raw.FLUX_MODEL ?? 'flux-2-pro',
       apiKey: apiKey ? new Secret(apiKey) : undefined,
       timeoutMs: raw.FLUX_TIMEOUT_MS ?? 120_000,
+      maxResponseBytes: raw.MAX_RESPONSE_BYTES ?? DEFAULT_MAX_RESPONSE_BYTES,
     },
     worker: {
       concurrency: raw.WORKER_CONCURRENCY ?? 4,

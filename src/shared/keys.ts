@@ -17,6 +17,8 @@ export interface RedisKeys {
   batchOpen(batchId: string): string;
   /** Short lease held by the worker writing a batch's manifest and batch.completed. */
   batchLease(batchId: string): string;
+  /** A sorted copy of a batch's job ids (a zset) read page by page while one manifest is written. */
+  batchJobsSnapshot(batchId: string, runId: string): string;
   /** Batches that finished and still owe their manifest and batch.completed (a set). */
   batchesPending: string;
   /** Webhook deliveries written atomically with their event, waiting to be queued (a list). */
@@ -58,6 +60,7 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     batchJobs: (batchId) => `${prefix}:batch:${batchId}:jobs`,
     batchOpen: (batchId) => `${prefix}:batch:${batchId}:open`,
     batchLease: (batchId) => `${prefix}:batch:${batchId}:lease`,
+    batchJobsSnapshot: (batchId, runId) => `${prefix}:batch:${batchId}:jobs-snapshot:${runId}`,
     batchesPending: `${prefix}:batches:pending`,
     webhookOutbox: `${prefix}:webhooks:outbox`,
     webhookRelaying: `${prefix}:webhooks:relaying`,

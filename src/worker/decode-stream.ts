@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { ambiguous, checkImage, checkResponseShape, type DecodedResponse } from './decode.js';
+import { ambiguous, answerTooLarge, checkImage, checkResponseShape, type DecodedResponse } from './decode.js';
 
 /**
  * Decode a 200 body while it arrives, without ever holding it whole: each `b64_json`
@@ -210,9 +210,24 @@ export class StreamingDecoder {
   }
 }
 
-/** Decode a body stream (undici's `res.body`); a bad body is an ambiguous UpstreamError. */
-export async function decodeUpstreamStream(body: AsyncIterable<Buffer | Uint8Array>, contentLength?: number): Promise<DecodedResponse> {
+/**
+ * Decode a body stream (undici's `res.body`); a bad body is an ambiguous UpstreamError.
+ * At most `maxBytes` are read (MAX_RESPONSE_BYTES): a Content-Length above it is refused
+ * before anything is allocated, and a body without one is cut as soon as it passes it
+ * (leaving the loop early destroys the stream). The caller destroys an unread body.
+ */
+export async function decodeUpstreamStream(
+  body: AsyncIterable<Buffer | Uint8Array>,
+  contentLength?: number,
+  maxBytes = Number.POSITIVE_INFINITY,
+): Promise<DecodedResponse> {
+  if (contentLength !== undefined && contentLength > maxBytes) throw answerTooLarge(maxBytes);
   const decoder = new StreamingDecoder(contentLength);
-  for await (const chunk of body) decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  let read = 0;
+  for await (const chunk of body) {
+    read += chunk.byteLength;
+    if (read > maxBytes) throw answerTooLarge(maxBytes);
+    decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
   return decoder.end();
 }

@@ -18,6 +18,12 @@ export interface DecodedResponse {
 export const ambiguous = (detail: string) => new UpstreamError({ kind: 'ambiguous', status: 200, detail });
 
 /**
+ * A 200 answer past MAX_RESPONSE_BYTES (SPEC §7): cut off unread, never buffered. The
+ * upstream may have generated and billed, so it is ambiguous like any other bad 200.
+ */
+export const answerTooLarge = (maxBytes: number) => ambiguous(`answer larger than MAX_RESPONSE_BYTES (${maxBytes} bytes)`);
+
+/**
  * The checks every 200 body gets, whichever decoder read it (SPEC §1: a 200 with bad JSON,
  * empty `data` or invalid base64 is ambiguous, since the upstream may have billed):
  * a JSON object whose `data` holds one `b64_json` per entry, well-formed billing fields.

@@ -1,11 +1,13 @@
+import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Config } from '../shared/config.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, type Config } from '../shared/config.js';
 import { ConfigError, UpstreamError } from '../shared/errors.js';
 import type { Secret } from '../shared/secret.js';
 import type { UpstreamBody } from '../shared/upstream.js';
 import { classifyHttpError, classifyTransportError } from './classify.js';
 import type { DecodedResponse } from './decode.js';
 import { decodeUpstreamStream } from './decode-stream.js';
+import { jsonBody } from './request-body.js';
 
 export interface FluxClientOptions {
   /** `FLUX_API_BASE_URL`, without a trailing slash. */
@@ -17,6 +19,23 @@ export interface FluxClientOptions {
   connections: number;
   /** A dispatcher of the caller's (tests, proxies); the client then owns none. */
   dispatcher?: Dispatcher;
+  /** `MAX_RESPONSE_BYTES`: the largest 200 answer read (default 134217728); past it the call is ambiguous. */
+  maxResponseBytes?: number;
+}
+
+/** An error answer's body is read this far, for its type and message; the rest is dropped. */
+export const MAX_ERROR_BODY_BYTES = 65_536;
+
+/** The first `max` bytes of an error body as text; the stream is destroyed past them. */
+async function readBoundedText(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk.subarray(0, max - n));
+    n += Math.min(chunk.length, max - n);
+    if (n >= max) break; // leaving the loop destroys the stream
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export interface UpstreamAnswer {
@@ -43,7 +62,13 @@ export class FluxClient {
   /** The client a worker of this configuration uses: pool sized to WORKER_CONCURRENCY. */
   static fromConfig(config: Config): FluxClient {
     if (!config.flux.apiKey) throw new ConfigError(['FLUX_API_KEY (or MODELVERSE_API_KEY) is required by the worker']);
-    return new FluxClient({ baseUrl: config.flux.baseUrl, apiKey: config.flux.apiKey, timeoutMs: config.flux.timeoutMs, connections: config.worker.concurrency });
+    return new FluxClient({
+      baseUrl: config.flux.baseUrl,
+      apiKey: config.flux.apiKey,
+      timeoutMs: config.flux.timeoutMs,
+      connections: config.worker.concurrency,
+      maxResponseBytes: config.flux.maxResponseBytes,
+    });
   }
 
   constructor(opts: FluxClientOptions) {
@@ -79,10 +104,13 @@ export class FluxClient {
     const scrub = (text: string) => (key.length >= 4 ? text.split(key).join('[redacted]') : text);
     let status = 0;
     try {
+      // The same bytes as JSON.stringify(body), made while the socket takes them: the
+      // base64 inputs are never copied into one big string (request-body.ts).
+      const payload = jsonBody(body);
       const res = await request(this.urlFor(model), {
         method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json', 'content-length': String(payload.length) },
+        body: Readable.from(payload.pieces(), { objectMode: false }),
         dispatcher: this.#dispatcher,
         signal: combined,
       });
@@ -90,16 +118,17 @@ export class FluxClient {
       if (status >= 200 && status < 300) {
         const length = Number(res.headers['content-length']);
         try {
-          const decoded = await decodeUpstreamStream(res.body, Number.isFinite(length) ? length : undefined);
+          const decoded = await decodeUpstreamStream(res.body, Number.isFinite(length) ? length : undefined, this.#opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
           const latencyMs = performance.now() - started;
           this.#observer?.({ status, latencyMs });
           return { status, decoded, latencyMs };
         } catch (err) {
+          res.body.destroy(); // an answer refused unread (too large) must not hold the socket
           if (err instanceof UpstreamError) this.#observer?.({ status, latencyMs: performance.now() - started, kind: err.kind });
           throw err;
         }
       }
-      const bodyText = await res.body.text();
+      const bodyText = await readBoundedText(res.body, MAX_ERROR_BODY_BYTES);
       const latencyMs = performance.now() - started;
       const err = classifyHttpError(status, scrub(bodyText), {
         retryAfter: res.headers['retry-after'],

@@ -106,3 +106,10 @@ test('every SPEC §3 variable is known to the schema', () => {
   const spec = ['REDIS_URL', 'REDIS_CLUSTER', 'QUEUE_PREFIX', 'QUEUE_NAME', 'FLUX_API_BASE_URL', 'FLUX_MODEL', 'FLUX_API_KEY', 'MODELVERSE_API_KEY', 'FLUX_TIMEOUT_MS', 'WORKER_CONCURRENCY', 'GLOBAL_CONCURRENCY', 'AUTO_CONCURRENCY_MIN', 'AUTO_CONCURRENCY_MAX', 'RATE_LIMIT_MAX', 'RATE_LIMIT_DURATION_MS', 'MAX_AMBIGUOUS_RETRIES', 'IDEMPOTENCY_TTL_S', 'JOB_ATTEMPTS', 'BACKOFF_BASE_MS', 'S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE', 'S3_KEY_PREFIX', 'API_HOST', 'API_PORT', 'API_TOKEN', 'API_BODY_LIMIT_BYTES', 'PRESIGN_TTL_S', 'WORKER_METRICS_PORT', 'WEBHOOK_ALLOWED_HOSTS', 'MAX_MEGAPIXELS_PER_BATCH', 'PRICE_FIRST_MP_USD', 'PRICE_EXTRA_MP_USD', 'MAX_INPUT_IMAGE_BYTES', 'INPUT_URL_ALLOW_PRIVATE', 'EVENTS_MAX_LEN', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL', 'API_INSECURE'];
   for (const v of spec) assert.ok(CONFIG_VARIABLES.includes(v), v);
 });
+
+test('MAX_RESPONSE_BYTES: default 134217728 (SPEC §7), an integer ≥ 1024', () => {
+  assert.equal(loadConfig(worker, 'worker').flux.maxResponseBytes, 134_217_728);
+  assert.equal(loadConfig({ ...worker, MAX_RESPONSE_BYTES: '4194304' }, 'worker').flux.maxResponseBytes, 4_194_304);
+  assert.deepEqual(problems({ ...worker, MAX_RESPONSE_BYTES: '12MB' }), ['MAX_RESPONSE_BYTES must be an integer ≥ 1024, got "12MB"']);
+  assert.deepEqual(problems({ ...worker, MAX_RESPONSE_BYTES: '100' }), ['MAX_RESPONSE_BYTES must be an integer ≥ 1024, got "100"']);
+});
