@@ -17,31 +17,36 @@ export interface CancelDeps {
 export type CancelOutcome = 'cancelled' | 'active' | 'final' | 'unknown';
 
 /**
- * Cancel a job that has not started (waiting, delayed, prioritized, paused): its record
- * becomes `cancelled` (its batch counts it, once) and the BullMQ job is removed. A job a
- * worker holds is `active` and finishes; a finished one is `final`. A worker that picks
- * the job up in the instant between finds it cancelled and makes no upstream call.
+ * Cancel a job that has not started its upstream call (waiting, delayed, prioritized,
+ * paused, or picked up by a worker that has not called yet): its record becomes
+ * `cancelled` (its batch counts it, once) and the BullMQ job is removed. A job whose call
+ * has started is `active` and finishes; a finished one is `final`. Check and cancel are
+ * one Redis script, and a worker's call start refuses a cancelled generation, so a job
+ * is either cancelled with no upstream call or active — never cancelled and paid. A
+ * worker that holds the job when it is cancelled ends its run without a call (BullMQ
+ * then lists the job as failed with the reason `cancelled`; its record says cancelled).
  */
 export async function cancelJob(deps: CancelDeps, jobId: string): Promise<CancelOutcome> {
   // An id no job can have would name one of the queue's own keys: unknown, nothing read or removed.
   if (!isValidJobId(jobId)) return 'unknown';
   const [record, read] = await Promise.all([deps.records.get(jobId), readJob(deps.queue, jobId)]);
   if (!record && !read) return 'unknown';
-  const verdict = await deps.records.canCancel(jobId, deps.keys.bullActive);
-  if (verdict !== 'ok') return verdict;
+  if (record?.state) return 'final';
   if (read) {
+    // BullMQ ended it without a record yet (stall limit, unparseable data): it is final.
     const state = await deps.queue.getJobState(jobId);
-    if (state === 'active') return 'active';
     if (state === 'completed' || state === 'failed') return 'final';
   }
   const batchId = record?.batchId ?? (read && read !== 'unreadable' ? read.data?.batch : undefined);
-  const fin = await deps.records.finalize(jobId, { state: 'cancelled', batchId });
-  if (!fin.recorded) return 'final';
+  const verdict = await deps.records.cancel(jobId, batchId);
+  if (verdict !== 'cancelled') return verdict;
+  // A worker that holds the job keeps its lock and the removal is refused: that worker
+  // finds the job cancelled and ends the run.
   await deps.queue.remove(jobId).catch(() => 0);
   return 'cancelled';
 }
 
-/** `fluxq cancel BATCH`: cancel every job of the batch that has not started. */
+/** `fluxq cancel BATCH`: cancel every job of the batch that has not started its call (the same atomic step per job). */
 export async function cancelBatch(deps: CancelDeps, batchId: string): Promise<{ cancelled: number; active: number; open: number } | undefined> {
   if (!isValidBatchId(batchId) || !(await deps.batches.get(batchId))) return undefined;
   const open = await deps.batches.openMembers(batchId);

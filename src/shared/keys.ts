@@ -9,6 +9,8 @@ export interface RedisKeys {
   events: string;
   /** Per-job id record and ledger: idempotency, final state, result, attempts. */
   idRecord(jobId: string): string;
+  /** A job's upstream calls by operation id (a hash): lease end while in flight, then settled or counted orphaned. */
+  idCalls(jobId: string): string;
   /** Batch record (a hash): totals, counts by state, megapixels, timestamps. */
   batch(batchId: string): string;
   /** Ids of a batch's jobs (a set), for manifests, cancel and status. */
@@ -56,6 +58,7 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
   return {
     events: `${prefix}:events`,
     idRecord: (jobId) => `${prefix}:id:${jobId}`,
+    idCalls: (jobId) => `${prefix}:id:${jobId}:calls`,
     batch: (batchId) => `${prefix}:batch:${batchId}`,
     batchJobs: (batchId) => `${prefix}:batch:${batchId}:jobs`,
     batchOpen: (batchId) => `${prefix}:batch:${batchId}:open`,

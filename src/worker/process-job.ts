@@ -9,6 +9,7 @@ import type { JobRecords } from '../shared/job-record.js';
 import { jobImageFolder } from '../shared/keys.js';
 import type { JobResult } from '../shared/result.js';
 import { toUpstreamBody, type UpstreamResponseMeta } from '../shared/upstream.js';
+import { callLeaseMs, holdCallLease } from './call-lease.js';
 import { findStoredImages, firstImageMayExist } from './checkpoint.js';
 import type { DecodedResponse } from './decode.js';
 import type { FluxClient } from './flux-client.js';
@@ -31,6 +32,19 @@ export interface ProcessorDeps extends OutcomeDeps {
   prices: Prices;
   onStored?: (bytes: number) => void;
   onCompleted?: (result: JobResult, jobId: string) => void;
+  /** Tests only: pause a run right before its call start, or right after it (see CallTestHooks). */
+  testHooks?: CallTestHooks;
+}
+
+/**
+ * Test-only seams around the call start, to hold a run there while a test cancels the
+ * job or takes its lock away. Production never sets them.
+ */
+export interface CallTestHooks {
+  /** After pick-up and inputs, before the call is counted as started. */
+  beforeCallStart?: (jobId: string) => Promise<void>;
+  /** After the call is counted as started (and leased), before the request is sent. */
+  afterCallStart?: (jobId: string) => Promise<void>;
 }
 
 /** Parse the job's data; anything unusable is poison, failed with a clear reason. */
@@ -117,6 +131,12 @@ export function createProcessor(deps: ProcessorDeps) {
           webhook: data?.webhook,
         });
         if (fin.recorded) deps.onFinalized?.(fin, batchId);
+        else {
+          // Already final: another run completed it (keep going), or it was cancelled or
+          // failed meanwhile — then this run must not complete the BullMQ job.
+          const now = await deps.records.get(jobId);
+          if (now?.state && now.state !== 'completed') throw new UnrecoverableError(now.error ?? now.state);
+        }
         deps.onCompleted?.(result, jobId);
         log.info({ images: images.map((i) => i.key), attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled }, 'job completed');
         return result;
@@ -141,24 +161,47 @@ export function createProcessor(deps: ProcessorDeps) {
       if (!response) {
         const inputs = await resolveInputs(deps.inputs, data.inputs, signal);
         const body = toUpstreamBody(data.params, inputs);
-        const start = await deps.records.startCall(jobId, batchId, { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch });
+        await deps.testHooks?.beforeCallStart?.(jobId);
+        const leaseMs = callLeaseMs(deps.config.worker.lockDurationMs);
+        const start = await deps.records.startCall(jobId, batchId, { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch, leaseMs });
+        // Cancelled (or finished by another run) since this run began: no call, and no
+        // second final event — the record already has its final state.
+        if (start.verdict === 'final') {
+          log.info({ state: start.state }, 'job is already final: ending the run without an upstream call');
+          if (start.state === 'completed') {
+            const done = await deps.records.get(jobId);
+            if (done?.result) return JSON.parse(done.result) as JobResult;
+          }
+          throw new UnrecoverableError(start.state || 'final');
+        }
         // Fetched just before another worker's 429: no worker sends during the window.
         if (start.verdict === 'rate_limited') throw new RateLimitError();
         if (start.verdict === 'budget') throw new BudgetError(batchId ?? '', start.maxMp);
+        const opId = start.opId;
+        const lease = holdCallLease(deps.records, jobId, opId, leaseMs, log);
         log.debug({ model, fields: Object.keys(body), inputs: Object.keys(inputs).length }, 'calling upstream');
         try {
+          await deps.testHooks?.afterCallStart?.(jobId);
           const answer = await deps.flux.generate(model, body, signal);
           response = answer.decoded;
           log.debug({ status: answer.status, latencyMs: Math.round(answer.latencyMs), images: response.images.length, output_mp: response.meta.output_mp }, 'upstream answered');
         } catch (err) {
+          lease.release();
           if (err instanceof UpstreamError) {
             const spends = err.kind === 'permanent' || err.kind === 'transient' || err.kind === 'ambiguous';
-            ledger = await deps.records.callSettled(jobId, batchId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
+            ledger = await deps.records.callSettled(jobId, batchId, opId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
+          } else {
+            // Cut off by this process (shutdown deadline) or an error of our own: the
+            // upstream may have generated and billed. Counted now, as a run that died
+            // mid-call is counted by the next one — the next run may begin before this
+            // call's lease ends.
+            ledger = await deps.records.callSettled(jobId, batchId, opId, { spendsAttempt: true, ambiguous: true }).catch(() => ledger);
           }
-          throw err; // a shutdown abort stays unsettled: the next run counts it as possibly billed
+          throw err;
         }
+        lease.release();
         const m = response.meta;
-        ledger = await deps.records.callSettled(jobId, batchId, {
+        ledger = await deps.records.callSettled(jobId, batchId, opId, {
           spendsAttempt: true,
           ambiguous: false,
           outputMp: m.output_mp,

@@ -15,7 +15,7 @@ import type { JobResult } from '../shared/result.js';
 import { allowedInputBuckets } from '../shared/s3-ref.js';
 import type { HostResolver } from '../shared/address-policy.js';
 import type { FluxClient } from './flux-client.js';
-import { createProcessor, type ProcessorDeps } from './process-job.js';
+import { createProcessor, type CallTestHooks, type ProcessorDeps } from './process-job.js';
 import { AdaptiveConcurrency } from './adaptive-concurrency.js';
 import { BatchCompleter } from './batch-completion.js';
 import { createUrlInputFetcher } from './fetch-input-url.js';
@@ -51,6 +51,8 @@ export interface CreateWorkerOptions {
   metrics?: WorkerMetrics;
   /** An extra CA for https input URLs (tests; production uses the system store or NODE_EXTRA_CA_CERTS). */
   tlsCa?: string | Buffer;
+  /** Tests only: hold runs around their call start (never set in production). */
+  testHooks?: CallTestHooks;
 }
 
 export interface FluxqWorker {
@@ -147,6 +149,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     inputs: { s3, maxBytes: config.inputs.maxBytes, allowedBuckets: allowedInputBuckets(config) ?? [], fetchUrl: (field, url, signal) => urlInputs.fetch(field, url, signal) },
     limiterMax,
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
+    ...(opts.testHooks ? { testHooks: opts.testHooks } : {}),
     onRateLimited: (ms) => {
       m?.rateLimited.inc();
       feed('429', ms);

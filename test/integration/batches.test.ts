@@ -43,12 +43,22 @@ test('MAX_MEGAPIXELS_PER_BATCH caps every batch without its own budget; overshoo
 });
 
 test('fluxq cancel removes the waiting jobs, counts them cancelled, and the batch completes', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t, { fake: { latencyMs: 1500 } });
+  const h = await startHarness(t, { fake: { latencyMs: 50 } });
   const producer = h.producer();
   await producer.enqueueBulk(Array.from({ length: 8 }, (_, i) => ({ id: `cx-${i}`, prompt: `cancel ${i}` })), { batch: 'cx' });
-  await h.worker({ WORKER_CONCURRENCY: '2' });
-  await waitFor(() => h.fake.inFlight === 2, { what: 'two calls in flight' });
+  // The first two runs are held right after their call start until the CLI (a fresh tsx
+  // process, slow to start on a busy machine) has cancelled: no timing race in the test.
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 30_000);
+    release = () => (clearTimeout(timer), resolve());
+  });
+  t.after(() => release());
+  let held = 0;
+  await h.worker({ WORKER_CONCURRENCY: '2' }, { testHooks: { afterCallStart: () => (held++, gate) } });
+  await waitFor(() => held === 2, { what: 'two calls started' });
   const run = await h.cli(['cancel', 'cx']);
+  release();
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout.trim(), 'cancelled 6 job(s) of batch cx; 2 active job(s) will finish');
   const b = await producer.waitForBatch('cx', { timeoutMs: 30_000 });

@@ -22,10 +22,10 @@ test('the ledger scripts count a re-sent call start or settlement once', async (
     fluxqStartCall(...a: (string | number)[]): Promise<[string, number]>;
     fluxqSettleCall(...a: (string | number)[]): Promise<[number, number]>;
   };
-  const start = [keys.idRecord('j'), keys.limiter, keys.batch('b'), 1_000_000, 'b', '', 'op-1'];
+  const start = [keys.idRecord('j'), keys.limiter, keys.batch('b'), keys.idCalls('j'), 1_000_000, 'b', '', 'op-1', 60_000, 60];
   assert.deepEqual(await scripted.fluxqStartCall(...start), ['ok', 0]);
   assert.deepEqual(await scripted.fluxqStartCall(...start), ['ok', 0], 'the re-send answers the same');
-  const settle = [keys.idRecord('j'), keys.batch('b'), keys.stats, 1, 1, 60, 'b', 1, 0, 30_000, 'op-2'];
+  const settle = [keys.idRecord('j'), keys.batch('b'), keys.stats, keys.idCalls('j'), 1, 1, 60, 'b', 1, 0, 30_000, 'op-1'];
   assert.deepEqual(await scripted.fluxqSettleCall(...settle), [1, 1]);
   assert.deepEqual(await scripted.fluxqSettleCall(...settle), [1, 1]);
   const rec = await redis.hgetall(keys.idRecord('j'));
@@ -34,6 +34,6 @@ test('the ledger scripts count a re-sent call start or settlement once', async (
   assert.deepEqual([batch.output_mp, batch.possibly_billed, batch.cost_micro_usd], ['1', '1', '30000']);
   assert.equal((await records.beginRun('j', 'b')).orphanedCalls, 0, 'no phantom call to count on the next run');
   // A new operation counts again.
-  await scripted.fluxqStartCall(keys.idRecord('j'), keys.limiter, keys.batch('b'), 1_000_000, 'b', '', 'op-3');
+  await scripted.fluxqStartCall(keys.idRecord('j'), keys.limiter, keys.batch('b'), keys.idCalls('j'), 1_000_000, 'b', '', 'op-3', 60_000, 60);
   assert.equal(await redis.hget(keys.idRecord('j'), 'started'), '2');
 });
