@@ -34,7 +34,14 @@ const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-forc
   stdio: 'inherit',
   env: { ...process.env, FLUXQ_TEST_REDIS_URL: redis.url, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
 });
-const code: number = await new Promise((r) => child.on('exit', (c, sig) => r(c ?? (sig ? 1 : 0))));
+let code: number = await new Promise((r) => child.on('exit', (c, sig) => r(c ?? (sig ? 1 : 0))));
 await redis.stop();
 console.log(`\nfluxq test run: ${files.length} files in ${((Date.now() - started) / 1000).toFixed(1)} s, exit ${code}`);
+// A full run also proves the field tests on the other Node majors the README claims.
+if (args.length === 0 && process.env.FLUXQ_SKIP_OTHER_NODES !== '1') {
+  const other = spawn('sh', ['test/node-versions.sh'], { stdio: 'inherit' });
+  const otherCode: number = await new Promise((r) => other.on('exit', (c, sig) => r(c ?? (sig ? 1 : 0))));
+  console.log(`fluxq test run on the other Node versions: exit ${otherCode}`);
+  code ||= otherCode;
+}
 process.exit(code);
