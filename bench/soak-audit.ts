@@ -12,6 +12,7 @@ import type { CallRecord } from '../src/demo/fake-flux.js';
 import type { Producer } from '../src/producer/producer.js';
 import { parseEventEntry } from '../src/shared/events.js';
 import type { JobResult } from '../src/shared/result.js';
+import { auditFinalEvents, auditObjects, batchCompletedCounts, batchStatusViolations, batchTruth, manifestViolations, ownedImages, storedImageProblems } from '../test/helpers/outcome-checks.js';
 import { median, percentile, withTimeout } from './util.js';
 
 export interface SoakJob {
@@ -444,46 +445,23 @@ export async function runAudit(a: AuditInput): Promise<AuditReport> {
       notIdentical.push({ id: v.job.id, why: `GET failed: ${got.err}` });
       continue;
     }
-    const served = new Set(callsOf(v).flatMap((c) => c.servedSha256));
-    const whyNot = [
-      served.has(got.sha) ? '' : 'bytes are not what the fake served for this prompt',
-      got.sha === img.sha256 ? '' : 'sha256 differs from the job result',
-      got.meta?.sha256 === got.sha ? '' : 'sha256 metadata differs',
-      got.meta?.['job-id'] === v.job.id ? '' : 'job-id metadata differs',
-      (v.result?.images.length ?? 0) === 1 ? '' : `${v.result?.images.length} images in the result`,
-    ].filter(Boolean);
+    const whyNot = storedImageProblems({ id: v.job.id, images: v.result?.images }, { sha256: got.sha, metadata: got.meta }, callsOf(v).flatMap((c) => c.servedSha256));
     if (whyNot.length === 0) identical++;
     else notIdentical.push({ id: v.job.id, why: whyNot.join('; ') });
   }
   check('7', 'completed jobs whose stored image is NOT byte-identical to a served one', notIdentical.length, 0, `(${identical} of ${completed.length} identical)`);
 
   const manifests = new Set(a.batches.map((b) => `${a.keyPrefix}/${b}/manifest.jsonl`));
-  const expected = new Map<string, string>();
-  for (const v of completed) for (const img of v.result?.images ?? []) expected.set(img.key, v.job.id);
-  const orphans: { key: string; owner: string }[] = [];
-  const foldersPerJob = new Map<string, Set<string>>();
-  const keysPerJob = new Map<string, number>();
-  for (const o of listed) {
-    if (manifests.has(o.key)) continue;
-    if (!o.key.startsWith(`${a.keyPrefix}/`)) {
-      orphans.push({ key: o.key, owner: 'outside the images prefix' });
-      continue;
-    }
-    const parts = o.key.split('/');
-    const jobId = parts.length >= 4 ? parts[parts.length - 2] : undefined;
-    const folder = parts.slice(0, -1).join('/');
-    if (jobId) {
-      foldersPerJob.set(jobId, (foldersPerJob.get(jobId) ?? new Set()).add(folder));
-      keysPerJob.set(jobId, (keysPerJob.get(jobId) ?? 0) + 1);
-    }
-    if (!expected.has(o.key)) {
-      const owner = jobId ? byId.get(jobId) : undefined;
-      orphans.push({ key: o.key, owner: owner ? `job ${jobId} (${owner.final ?? 'not final'})` : 'no soak job' });
-    }
-  }
-  const multiFolder = [...foldersPerJob.entries()].filter(([, f]) => f.size > 1).map(([id, f]) => ({ id, folders: [...f] }));
-  const listedKeys = new Set(listed.map((o) => o.key));
-  const missingObjects = [...expected.keys()].filter((k) => !listedKeys.has(k));
+  const expected = ownedImages(completed.map((v) => ({ id: v.job.id, images: v.result?.images })));
+  const { orphans: orphanKeys, multiFolder, missing: missingObjects } = auditObjects(
+    listed.map((o) => o.key),
+    expected,
+    { keyPrefix: a.keyPrefix, manifests },
+  );
+  const orphans = orphanKeys.map((o) => {
+    const owner = o.jobId ? byId.get(o.jobId) : undefined;
+    return { key: o.key, owner: o.outsidePrefix ? 'outside the images prefix' : owner ? `job ${o.jobId} (${owner.final ?? 'not final'})` : 'no soak job' };
+  });
   check('8', 'orphan objects (no completed job owns them; manifests excluded)', orphans.length, 0, orphans.length ? `(e.g. ${orphans[0]?.key}: ${orphans[0]?.owner})` : `(${listed.length} objects: ${expected.size} images + ${listed.filter((o) => manifests.has(o.key)).length} manifests)`);
   check('8a', 'jobs with more than one image folder', multiFolder.length);
   check('8b', 'completed jobs whose image object is missing', missingObjects.length);
@@ -507,49 +485,23 @@ export async function runAudit(a: AuditInput): Promise<AuditReport> {
     'reading the events stream',
   );
   const events = eventsRaw.map((e) => parseEventEntry(e)).filter((e) => e !== undefined);
-  const batchCompletedEvents = new Map<string, number>();
-  for (const e of events) {
-    if (e.type === 'batch.completed') {
-      const b = (e.data as { batchId: string }).batchId;
-      batchCompletedEvents.set(b, (batchCompletedEvents.get(b) ?? 0) + 1);
-    }
-  }
+  const batchCompletedEvents = batchCompletedCounts(events);
+  const outcome = (v: JobView) => ({ id: v.job.id, final: v.final, images: v.result?.images, possiblyBilled: v.pb });
   for (const b of a.batches) {
     const mine = views.filter((v) => v.job.batch === b);
-    const own = {
-      total: mine.length,
-      completed: mine.filter((v) => v.final === 'completed').length,
-      failed: mine.filter((v) => v.final === 'failed').length,
-      cancelled: mine.filter((v) => v.final === 'cancelled').length,
-      open: mine.filter((v) => !v.final).length,
-      possibly_billed: mine.reduce((n, v) => n + v.pb, 0),
-    };
+    const own = batchTruth(mine.map(outcome));
     let st: Awaited<ReturnType<Producer['getBatch']>> | undefined;
     let rec: Awaited<ReturnType<Producer['batches']['get']>> | undefined;
+    let unreadable = false;
     try {
       st = await withTimeout(a.producer.getBatch(b), left(), `getBatch(${b})`);
       rec = await withTimeout(a.producer.batches.get(b), left(), `batch record ${b}`);
     } catch (err) {
+      unreadable = true;
       batchIssues.push(`${b}: ${(err as Error).message}`);
     }
-    const theirs = st
-      ? {
-          total: st.total,
-          completed: st.counts.completed,
-          failed: st.counts.failed,
-          cancelled: st.counts.cancelled,
-          open: st.counts.waiting + st.counts.active + st.counts.delayed,
-          possibly_billed: st.possibly_billed,
-        }
-      : undefined;
-    if (theirs) {
-      for (const k of Object.keys(own) as (keyof typeof own)[]) if (own[k] !== theirs[k]) batchIssues.push(`${b}: ${k} getBatch=${theirs[k]} true=${own[k]}`);
-      const allFinal = own.open === 0;
-      if ((st?.state === 'completed') !== allFinal) batchIssues.push(`${b}: state ${st?.state} but ${own.open} open`);
-    } else if (st === undefined && !batchIssues.some((x) => x.startsWith(`${b}:`))) batchIssues.push(`${b}: unknown batch`);
     const emitted = batchCompletedEvents.get(b) ?? 0;
-    if (own.open === 0 && emitted !== 1) batchIssues.push(`${b}: ${emitted} batch.completed events (expected 1)`);
-    if (own.open > 0 && emitted !== 0) batchIssues.push(`${b}: ${emitted} batch.completed events while ${own.open} jobs are open`);
+    batchIssues.push(...batchStatusViolations(b, own, st, emitted).filter((x) => !(unreadable && x === `${b}: unknown batch`)));
     if (rec && rec.finGen !== rec.emittedGen) batchIssues.push(`${b}: fin_gen ${rec.finGen} ≠ emitted_gen ${rec.emittedGen}`);
     // The manifest: one line per job, with its final state.
     let manifestLines = 0;
@@ -558,61 +510,31 @@ export async function runAudit(a: AuditInput): Promise<AuditReport> {
       try {
         const res = await withTimeout(a.s3.send(new GetObjectCommand({ Bucket: a.bucket, Key: `${a.keyPrefix}/${b}/manifest.jsonl` })), left(), `manifest of ${b}`);
         const text = Buffer.from((await res.Body?.transformToByteArray()) ?? []).toString('utf8');
-        for (const l of text.split('\n').filter(Boolean)) {
-          manifestLines++;
-          const m = JSON.parse(l) as { id: string; state: string; images: { key: string; sha256: string }[] };
-          const v = byId.get(m.id);
-          if (!v || v.final !== m.state || (m.state === 'completed' && m.images[0]?.sha256 !== v.result?.images[0]?.sha256)) manifestWrong++;
-        }
-        if (manifestLines !== own.total) batchIssues.push(`${b}: manifest has ${manifestLines} lines for ${own.total} jobs`);
-        if (manifestWrong > 0) batchIssues.push(`${b}: ${manifestWrong} manifest lines disagree with the job's final state`);
+        const m = manifestViolations(b, text, mine.map(outcome));
+        manifestLines = m.lines;
+        manifestWrong = m.wrong;
+        batchIssues.push(...m.violations);
       } catch (err) {
         batchIssues.push(`${b}: manifest unreadable (${(err as Error).name})`);
       }
     }
+    const theirs = st ? { total: st.total, completed: st.counts.completed, failed: st.counts.failed, cancelled: st.counts.cancelled, open: st.counts.waiting + st.counts.active + st.counts.delayed, possibly_billed: st.possibly_billed } : undefined;
     batchData.push({ batch: b, true: own, getBatch: theirs ?? null, state: st?.state ?? null, outputMp: st?.output_mp ?? 0, costUsd: st?.cost_usd ?? 0, batchCompletedEvents: emitted, finGen: rec?.finGen, emittedGen: rec?.emittedGen, manifestLines, manifestWrong });
   }
   check('9', 'batch counts (getBatch) ≠ true final states; batch.completed ≠ 1; manifest wrong', batchIssues.length, 0, batchIssues.length ? `(${batchIssues.slice(0, 4).join('; ')}${batchIssues.length > 4 ? '; …' : ''})` : `(${a.batches.length} batches agree)`);
   data.batches = { batches: batchData, issues: batchIssues };
 
   // ---------------------------------------------------------------- events
-  const finalEvents = new Map<string, { completed: number; failed: number }>();
-  let foreignEvents = 0;
-  for (const e of events) {
-    if (e.type !== 'job.completed' && e.type !== 'job.failed') continue;
-    const id = (e.data as { jobId: string }).jobId;
-    if (!byId.has(id)) {
-      foreignEvents++;
-      continue;
-    }
-    const c = finalEvents.get(id) ?? { completed: 0, failed: 0 };
-    if (e.type === 'job.completed') c.completed++;
-    else c.failed++;
-    finalEvents.set(id, c);
-  }
-  let zero = 0;
-  let one = 0;
-  let many = 0;
-  let wrongType = 0;
-  const eventIssues: string[] = [];
-  for (const v of views) {
-    const c = finalEvents.get(v.job.id) ?? { completed: 0, failed: 0 };
-    const n = c.completed + c.failed;
-    if (n === 0) zero++;
-    else if (n === 1) one++;
-    else many++;
-    if (n === 1 && ((v.final === 'completed' && c.completed !== 1) || (v.final === 'failed' && c.failed !== 1) || !v.final)) {
-      wrongType++;
-      if (eventIssues.length < 5) eventIssues.push(`${v.job.id}: final ${v.final ?? 'none'}, events ${JSON.stringify(c)}`);
-    }
-    if (n !== 1 && eventIssues.length < 5 && (v.final || n > 0)) eventIssues.push(`${v.job.id}: final ${v.final ?? 'none'}, events ${JSON.stringify(c)}`);
-  }
+  const fe = auditFinalEvents(
+    events,
+    views.map((v) => ({ id: v.job.id, final: v.final })),
+  );
   const finalCount = completed.length + failed.length;
-  const noEventForFinal = views.filter((v) => (v.final === 'completed' || v.final === 'failed') && !finalEvents.has(v.job.id)).length;
-  row('10', 'final events per job (job.completed + job.failed): 0 / 1 / >1', `${zero} / ${one} / ${many}`, `0 / ${finalCount} / 0${lost.length ? ` (+${lost.length} unfinished with 0)` : ''}`, noEventForFinal === 0 && many === 0 && wrongType === 0 && one === finalCount ? 'PASS' : 'FAIL');
-  check('10a', 'jobs whose single final event does not match their final state', wrongType);
+  row('10', 'final events per job (job.completed + job.failed): 0 / 1 / >1', `${fe.zero} / ${fe.one} / ${fe.many}`, `0 / ${finalCount} / 0${lost.length ? ` (+${lost.length} unfinished with 0)` : ''}`, fe.violations.length === 0 ? 'PASS' : 'FAIL');
+  check('10a', 'jobs whose single final event does not match their final state', fe.wrongType);
+  const foreignEvents = fe.foreign;
   row('10b', 'events stream', `${events.length} entries (${['job.completed', 'job.failed', 'batch.completed', 'queue.paused', 'queue.resumed', 'webhook.failed'].map((t) => `${t} ${events.filter((e) => e.type === t).length}`).join(', ')})${foreignEvents ? `, ${foreignEvents} for unknown jobs` : ''}`);
-  data.events = { entries: events.length, zero, one, many, wrongType, noEventForFinal, examples: eventIssues };
+  data.events = { entries: events.length, zero: fe.zero, one: fe.one, many: fe.many, wrongType: fe.wrongType, noEventForFinal: fe.missing, examples: fe.violations.slice(0, 5) };
 
   // ---------------------------------------------------------------- ledger
   const stats = await withTimeout(r.hgetall(`${a.prefix}:stats`), left(), 'fleet stats');

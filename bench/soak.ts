@@ -19,7 +19,8 @@ import { CONFIG_VARIABLES, loadConfig } from '../src/shared/config.js';
 import { createS3Client } from '../src/shared/s3.js';
 import { startS3Proxy, type S3Proxy } from '../test/helpers/s3-proxy.js';
 import { printAudit, runAudit, type AuditReport, type ChaosEvent, type ChaosKind, type S3LogEntry, type SoakJob, type WorkerRun } from './soak-audit.js';
-import { CleanUps, sleep, spawnChild, withTimeout, type Child } from './util.js';
+import { CLI, QUEUE, REPO, startS3Child } from './rig.js';
+import { CleanUps, runToExit, sleep, spawnChild, withTimeout, type Child } from './util.js';
 
 // ---------------------------------------------------------------- options
 
@@ -69,11 +70,8 @@ if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(LOG_LEVEL)) {
   console.error(`soak: --log-level must be fatal, error, warn, info, debug or trace, got ${LOG_LEVEL}`);
   process.exit(2);
 }
-const REPO = resolve(new URL('../', import.meta.url).pathname);
 const LOG_DIR = resolve(REPO, argv['log-dir']);
 const JSON_OUT = argv.json ? resolve(argv.json) : undefined;
-const CLI = join(REPO, 'src/cli.ts');
-const QUEUE = 'generate';
 const KEY_PREFIX = 'images';
 const RUN_ID = Math.random().toString(36).slice(2, 8);
 const PREFIX = `soak-${RUN_ID}`;
@@ -163,13 +161,8 @@ async function startRig(): Promise<Rig> {
   // s3rver in its own process (its MD5s and file writes off this event loop).
   const s3dir = join(tmp, 's3');
   await mkdir(s3dir, { recursive: true });
-  const s3child = spawnChild('s3rver', process.execPath, ['--import', 'tsx', join(REPO, 'bench/s3-child.ts'), s3dir, BUCKET], {
-    cwd: REPO,
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  cleanups.push({ name: 's3rver', fn: () => s3child.stop(5000) });
-  const ready = await s3child.waitMessage((m) => m.event === 'ready', 30_000, 's3rver ready');
-  const s3env = (ready.env as Record<string, Record<string, string>>)[BUCKET] as Record<string, string>;
+  const { child: s3child, env: s3envs } = await startS3Child({ cleanups, dir: s3dir, buckets: [BUCKET] });
+  const s3env = s3envs[BUCKET] as Record<string, string>;
   const s3 = createS3Client(loadConfig({ ...s3env }, 'producer'), { maxSockets: 32 });
   cleanups.push({ name: 'audit S3 client', fn: async () => s3.destroy() });
 
@@ -681,14 +674,4 @@ async function main(): Promise<number> {
   return report.failures.length === 0 ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (err) {
-  console.error(`soak failed: ${(err as Error).stack ?? String(err)}`);
-  code = 1;
-} finally {
-  await cleanup();
-}
-log(`done in ${((Date.now() - T0) / 1000).toFixed(0)} s`);
-process.exit(code);
+await runToExit({ name: 'soak', main, cleanups, log, t0: T0 });

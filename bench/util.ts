@@ -236,3 +236,22 @@ export class CleanUps {
     return this.#running;
   }
 }
+
+/**
+ * A bench script's end: run `main`, print its error if it throws, run the clean-ups and
+ * `after` whatever happens, log the duration and exit with main's code (1 on an error).
+ */
+export async function runToExit(opts: { name: string; main: () => Promise<number>; cleanups: CleanUps; log: (msg: string) => void; t0: number; after?: () => Promise<void> }): Promise<never> {
+  let code = 1;
+  try {
+    code = await opts.main();
+  } catch (err) {
+    console.error(`${opts.name} failed: ${(err as Error).stack ?? String(err)}`);
+    code = 1;
+  } finally {
+    await opts.cleanups.run();
+    await opts.after?.();
+  }
+  opts.log(`done in ${((Date.now() - opts.t0) / 1000).toFixed(0)} s`);
+  process.exit(code);
+}

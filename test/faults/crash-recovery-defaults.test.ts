@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, loadConfig } from '../../src/shared/config.js';
 import { startHarness, waitFor } from '../helpers/harness.js';
+import { auditFinalEvents, auditObjects } from '../helpers/outcome-checks.js';
 
 const DEFAULTS = { LOCK_DURATION_MS: '', STALLED_INTERVAL_MS: '' };
 
@@ -51,10 +52,11 @@ test('SIGKILL with 8 calls in flight at the default lock settings: another worke
   assert.ok(worst <= 20_000, `every killed job runs again within 20 s of the kill (worst ${worst} ms)`);
 
   // Exactly one image per job, one job.completed each, every cut-off call counted once.
-  const objects = (await h.listObjects('images/kill/')).filter((k) => !k.endsWith('manifest.jsonl'));
-  assert.deepEqual(objects, all.map((id) => `images/kill/${id}/0.png`).sort());
-  const completed = (await h.events()).filter((e) => e.type === 'job.completed').map((e) => (e.data as { jobId: string }).jobId);
-  assert.deepEqual(completed.sort(), [...all].sort());
+  const owned = new Map(all.map((id) => [`images/kill/${id}/0.png`, id]));
+  const objects = auditObjects(await h.listObjects('images/kill/'), owned, { keyPrefix: 'images', manifests: new Set(['images/kill/manifest.jsonl']) });
+  assert.deepEqual(objects, { orphans: [], multiFolder: [], missing: [] }, 'exactly one image per job');
+  const events = auditFinalEvents(await h.events(), all.map((id) => ({ id, final: 'completed' })));
+  assert.deepEqual({ violations: events.violations, foreign: events.foreign }, { violations: [], foreign: 0 }, 'one job.completed per job');
   for (const id of doomed) {
     const job = await producer.getJob(id);
     assert.equal(job?.possibly_billed, 1, `${id}: the call the kill cut off is possibly billed, once`);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { startLocalRedis } from '../../src/demo/local-redis.js';
 import { QueueUnavailableError } from '../../src/shared/errors.js';
 import { startHarness, waitFor } from '../helpers/harness.js';
+import { auditFinalEvents, auditObjects } from '../helpers/outcome-checks.js';
 
 /**
  * Fault 2: Redis restarted (AOF, appendfsync always) while jobs are waiting, active and
@@ -41,11 +42,12 @@ test('Redis restarted with jobs waiting, active and delayed: everything complete
 
   const events = await h.events();
   assert.ok(events.length >= eventsBefore, 'the stream kept every entry');
-  const completed = events.filter((e) => e.type === 'job.completed').map((e) => (e.data as { jobId: string }).jobId);
-  assert.deepEqual([...completed].sort(), [...all].sort(), 'exactly one job.completed per job');
+  const finalEvents = auditFinalEvents(events, all.map((id) => ({ id, final: 'completed' })));
+  assert.deepEqual({ violations: finalEvents.violations, foreign: finalEvents.foreign }, { violations: [], foreign: 0 }, 'exactly one job.completed per job');
   assert.equal((await producer.queue.getJobCounts('completed')).completed, all.length);
-  const images = (await h.listObjects('images/rr/')).filter((k) => k.endsWith('.png'));
-  assert.equal(images.length, all.length, 'one image per job');
+  const owned = new Map(all.map((id) => [`images/rr/${id}/0.png`, id]));
+  const objects = auditObjects(await h.listObjects('images/rr/'), owned, { keyPrefix: 'images', manifests: new Set(['images/rr/manifest.jsonl']) });
+  assert.deepEqual(objects, { orphans: [], multiFolder: [], missing: [] }, 'one image per job');
   for (const w of workers) {
     w.kill('SIGTERM');
     assert.equal(await w.exited, 0);

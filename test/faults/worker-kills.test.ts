@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { startHarness, waitFor } from '../helpers/harness.js';
+import { auditFinalEvents, auditObjects } from '../helpers/outcome-checks.js';
 import { startS3Proxy } from '../helpers/s3-proxy.js';
 
 /**
@@ -69,9 +70,11 @@ test('SIGKILL mid-call, mid-decode and right after upload: every job completes, 
   assert.equal(third.result?.attempts, 1);
   assert.equal(third.possibly_billed, 0);
   // Exactly one image per job, one job.completed per job.
-  assert.deepEqual(await h.listObjects('images/'), ['images/k-call/0.png', 'images/k-decode/0.png', 'images/k-upload/0.png']);
-  const completed = (await h.events()).filter((e) => e.type === 'job.completed').map((e) => (e.data as { jobId: string }).jobId);
-  assert.deepEqual(completed.sort(), ['k-call', 'k-decode', 'k-upload']);
+  const ids = ['k-call', 'k-decode', 'k-upload'];
+  const objects = auditObjects(await h.listObjects('images/'), new Map(ids.map((id) => [`images/${id}/0.png`, id])), { keyPrefix: 'images' });
+  assert.deepEqual(objects, { orphans: [], multiFolder: [], missing: [] }, 'exactly one image per job');
+  const events = auditFinalEvents(await h.events(), ids.map((id) => ({ id, final: 'completed' })));
+  assert.deepEqual({ violations: events.violations, foreign: events.foreign }, { violations: [], foreign: 0 }, 'one job.completed per job');
   w.kill('SIGTERM');
   assert.equal(await w.exited, 0);
 });

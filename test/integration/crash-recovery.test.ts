@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { startHarness, waitFor } from '../helpers/harness.js';
+import { auditFinalEvents, auditObjects, storedImageProblems } from '../helpers/outcome-checks.js';
 import { startS3Proxy } from '../helpers/s3-proxy.js';
 
 test('a worker SIGKILLed mid-flight: a second worker completes every job, each with exactly its images, none regenerated after its upload succeeded', { timeout: 120_000 }, async (t) => {
@@ -31,19 +32,21 @@ test('a worker SIGKILLed mid-flight: a second worker completes every job, each w
   const second = await h.spawnWorker({ WORKER_CONCURRENCY: '4', S3_ENDPOINT: proxy.endpoint });
   for (const id of ids) assert.equal((await producer.waitFor(id, { timeoutMs: 60_000 })).state, 'completed', id);
 
-  const objects = await h.listObjects('images/crash/');
-  assert.deepEqual(objects.filter((k) => k !== 'images/crash/manifest.jsonl'), ids.map((id) => `images/crash/${id}/0.png`).sort(), 'every job has exactly its one image');
+  const owned = new Map(ids.map((id) => [`images/crash/${id}/0.png`, id]));
+  const objects = auditObjects(await h.listObjects('images/crash/'), owned, { keyPrefix: 'images', manifests: new Set(['images/crash/manifest.jsonl']) });
+  assert.deepEqual(objects, { orphans: [], multiFolder: [], missing: [] }, 'every job has exactly its one image');
   for (const id of ids) {
-    const { bytes } = await h.getObject(`images/crash/${id}/0.png`);
-    const sha = createHash('sha256').update(bytes).digest('hex');
+    const { bytes, metadata } = await h.getObject(`images/crash/${id}/0.png`);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
     const served = h.fake.callsFor(`prompt of ${id}`).flatMap((c) => c.servedSha256);
-    assert.ok(served.includes(sha), `${id}: the stored bytes are what the fake served`);
+    const images = (await producer.getJob(id))?.result?.images;
+    assert.deepEqual(storedImageProblems({ id, images }, { sha256, metadata }, served), [], `${id}: the stored bytes are what the fake served`);
   }
   assert.equal(h.fake.callsFor(`prompt of ${uploadedBeforeKill}`).length, 1, 'the job whose upload succeeded was not generated again');
   const status = await producer.getJob(uploadedBeforeKill);
   assert.equal(status?.result?.attempts, 1);
-  const completedEvents = (await h.events()).filter((e) => e.type === 'job.completed');
-  assert.deepEqual(completedEvents.map((e) => (e.data as { jobId: string }).jobId).sort(), [...ids].sort(), 'one job.completed per job');
+  const events = auditFinalEvents(await h.events(), ids.map((id) => ({ id, final: 'completed' })));
+  assert.deepEqual({ violations: events.violations, foreign: events.foreign }, { violations: [], foreign: 0 }, 'one job.completed per job');
   // Calls cut off by the kill are counted as possibly billed on the job that re-ran.
   const billed = await Promise.all(ids.map(async (id) => (await producer.getJob(id))?.possibly_billed ?? 0));
   assert.equal(billed.reduce((a, b) => a + b, 0), midCall, 'every call cut off mid-flight is counted once');
