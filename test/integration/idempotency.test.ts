@@ -45,7 +45,7 @@ test('bulk enqueue is all-or-nothing on validation and names each bad item', asy
     (err: ValidationError) => {
       assert.deepEqual(err.details, [
         { path: '1.prompt', message: 'must not be empty' },
-        { path: '2.id', message: 'must be 1–128 characters of A–Z a–z 0–9 . _ ~ - and not all digits' },
+        { path: '2.id', message: 'must not be all digits (BullMQ keeps integer ids for itself); ids are 1–128 characters of A–Z a–z 0–9 . _ ~ -, not all digits, not "." or "..", and not a name BullMQ keeps under the queue\'s key' },
         { path: '4.id', message: '"dup" is used twice (first at item 3)' },
       ]);
       return true;

@@ -47,11 +47,12 @@ test('the relay sets unusable outbox entries aside and queues every delivery beh
   assert.deepEqual(
     failed.map((e) => e.data),
     [
-      { jobId: 'no-secret', url, attempts: 0, error: 'webhook outbox entry unusable (missing or invalid secret): not delivered' },
-      { jobId: 'bad-data', url, attempts: 0, error: 'webhook outbox entry unusable (its data is not valid JSON): not delivered' },
+      { jobId: 'no-secret', url: 'http://localhost:9/hook', attempts: 0, error: 'webhook outbox entry unusable (missing or invalid secret): not delivered' },
+      { jobId: 'bad-data', url: 'http://localhost:9/hook', attempts: 0, error: 'webhook outbox entry unusable (its data is not valid JSON): not delivered' },
     ],
   );
   assert.ok(!JSON.stringify(failed).includes(SECRET), 'the secret is never in an event');
+  assert.ok(!JSON.stringify(failed).includes('token=abc'), 'nor the URL\'s query string');
 
   // The relay goes on, and the same bad entry pushed again is set aside again but reported once.
   await redis.rpush(keys.webhookOutbox, badData, entry('6-0', 'third', url));
