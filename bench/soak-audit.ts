@@ -617,14 +617,24 @@ export async function runAudit(a: AuditInput): Promise<AuditReport> {
   // default lock settings. For every call a kill cut off, the job's next sign of life: its
   // next call at the fake, or its final state (a run that found its images stored).
   const recoveries: number[] = [];
+  const recoveryDetail: { jobId: string; kill: number; nextCall: number | null; firstS3: number | null; finished: number | null }[] = [];
   for (const k of killEvents.map((e) => e.t)) {
     for (const v of views) {
       const cs = callsOf(v);
-      if (!cs.some((c) => c.at < k && c.outcome === 'client went away' && (c.endedAt === undefined || c.endedAt >= k))) continue;
-      const next = cs.find((c) => c.at >= k)?.at ?? Number(v.rec?.finished ?? NaN);
+      // Cut off by this kill: the job's last call before it went away, and the job was not
+      // final yet (a call cut by an earlier kill is that kill's).
+      const last = cs.filter((c) => c.at < k).at(-1);
+      const finishedAt = v.rec?.finished ? Number(v.rec.finished) : Infinity;
+      if (!last || last.outcome !== 'client went away' || finishedAt < k || killEvents.some((e) => e.t > last.at && e.t < k)) continue;
+      const nextCall = cs.find((c) => c.at >= k)?.at;
+      const firstS3 = a.s3log.find((e) => e.t >= k && (e.path.includes(`/${v.job.id}/`) || e.path.includes(encodeURIComponent(`/${v.job.id}/`))))?.t;
+      const finished = v.rec?.finished ? Number(v.rec.finished) : undefined;
+      const next = Math.min(nextCall ?? Infinity, firstS3 ?? Infinity, finished ?? Infinity);
+      recoveryDetail.push({ jobId: v.job.id, kill: k - a.t0, nextCall: nextCall === undefined ? null : nextCall - a.t0, firstS3: firstS3 === undefined ? null : firstS3 - a.t0, finished: finished === undefined ? null : finished - a.t0 });
       if (Number.isFinite(next)) recoveries.push(next - k);
     }
   }
+  data.recoveryDetail = recoveryDetail;
   const slowRecoveries = recoveries.filter((ms) => ms > 20_000);
   check('12g', `jobs cut off by a kill that ran again > 20 s after it (${recoveries.length} cut off; ${recoveries.length ? `median ${fmtS(median(recoveries))}, max ${fmtS(Math.max(...recoveries))}` : '–'})`, slowRecoveries.length);
   data.recoveries = recoveries;

@@ -518,7 +518,9 @@ async function drainPhase(rig: Rig, reason: string): Promise<string> {
   let nextProgress = Date.now() + 5000;
   for (;;) {
     const p = await finalCount(rig);
-    if (enqueued.length === JOBS && p && p.final >= JOBS) return 'all jobs final';
+    // Final in the id records, and no run still replaying one (a worker killed between
+    // recording the outcome and BullMQ's moveToFinished leaves the job active until it stalls).
+    if (enqueued.length === JOBS && p && p.final >= JOBS && (await rig.monitor.llen(`${PREFIX}:${QUEUE}:active`).catch(() => 1)) === 0) return 'all jobs final';
     if (Date.now() >= until) return 'drain deadline reached';
     if (Date.now() >= nextProgress) {
       nextProgress += 5000;
