@@ -113,3 +113,18 @@ test('MAX_RESPONSE_BYTES: default 134217728 (SPEC §7), an integer ≥ 1024', ()
   assert.deepEqual(problems({ ...worker, MAX_RESPONSE_BYTES: '12MB' }), ['MAX_RESPONSE_BYTES must be an integer ≥ 1024, got "12MB"']);
   assert.deepEqual(problems({ ...worker, MAX_RESPONSE_BYTES: '100' }), ['MAX_RESPONSE_BYTES must be an integer ≥ 1024, got "100"']);
 });
+
+test('a message shows the value the failing check saw: as set for numbers, booleans and REDIS_URL; trimmed for text; the first bad bucket', () => {
+  assert.deepEqual(problems({ ...worker, WORKER_CONCURRENCY: ' 2000 ' }), ['WORKER_CONCURRENCY must be an integer from 1 to 1024, got " 2000 "']);
+  assert.deepEqual(problems({ ...worker, MAX_MEGAPIXELS_PER_BATCH: '1e3' }), ['MAX_MEGAPIXELS_PER_BATCH must be a number > 0, got "1e3"']);
+  assert.deepEqual(problems({ ...worker, API_INSECURE: ' 1' }), ['API_INSECURE must be 1, true, 0 or false, got " 1"']);
+  assert.deepEqual(problems({ ...worker, FLUX_MODEL: ' bad name ' }), ['FLUX_MODEL must be 1–64 letters, digits, . _ -, got "bad name"']);
+  assert.deepEqual(problems({ ...worker, REDIS_URL: 'redis://a:1, http://b' }), ['REDIS_URL must be a redis:// or rediss:// URL (a comma list with REDIS_CLUSTER=1), got "redis://a:1, http://b"']);
+  assert.deepEqual(problems({ ...worker, INPUT_S3_BUCKETS: 'good-one, BAD, x' }), ['INPUT_S3_BUCKETS must be a comma list of bucket names, each a bucket name (3–63 lower-case letters, digits, . -), got "BAD"']);
+  assert.deepEqual(problems({ ...worker, GLOBAL_CONCURRENCY: '9007199254740993' }), ['GLOBAL_CONCURRENCY must be an integer ≥ 1 or "auto", got "9007199254740993"']);
+  const c = loadConfig({ ...worker, WORKER_CONCURRENCY: ' 8 ', FLUX_API_BASE_URL: 'https://x.test/v1/', S3_ENDPOINT: 'http://minio:9000/', WEBHOOK_ALLOWED_HOSTS: 'A.example, b.example' }, 'worker');
+  assert.equal(c.worker.concurrency, 8);
+  assert.equal(c.flux.baseUrl, 'https://x.test/v1');
+  assert.equal(c.s3.endpoint, 'http://minio:9000/');
+  assert.deepEqual(c.webhooks.allowedHosts, ['a.example', 'b.example']);
+});

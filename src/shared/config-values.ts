@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { Secret } from './secret.js';
+
+/**
+ * The kinds of value an environment variable holds: each is a zod parser of the variable's text
+ * and the rule an error message states (`must be an integer from 1 to 1024, got "abc"`). The
+ * message shows the value the failing check saw: the text as set, or trimmed where the kind
+ * trims it first.
+ */
+export interface ValueKind<T> {
+  parse: z.ZodType<T, string>;
+  rule: string;
+}
+
+/** A value for an error message, quoted and cut at 60 characters. */
+export const shown = (v: string): string => JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+
+const INTEGER = /^\s*-?\d+\s*$/;
+const DECIMAL = /^\s*\d+(\.\d+)?\s*$/;
+
+/** A safe integer in [min, max], spaces around it allowed. */
+export function int(min: number, max?: number): ValueKind<number> {
+  const range = max === undefined ? z.int().min(min) : z.int().min(min).max(max);
+  return {
+    parse: z.string().regex(INTEGER).transform(Number).pipe(range),
+    rule: max === undefined ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`,
+  };
+}
+
+/** A finite decimal number (no sign, no exponent) ≥ min, or > min. */
+export function decimal(min: number, exclusiveMin = false): ValueKind<number> {
+  return {
+    parse: z.string().regex(DECIMAL).transform(Number).pipe(exclusiveMin ? z.number().gt(min) : z.number().min(min)),
+    rule: exclusiveMin ? `a number > ${min}` : `a number ≥ ${min}`,
+  };
+}
+
+/** `1`/`true`/`0`/`false`, exactly (no other spelling, no spaces). */
+export function bool(): ValueKind<boolean> {
+  return {
+    parse: z.stringbool({ truthy: ['1', 'true'], falsy: ['0', 'false'], case: 'sensitive' }),
+    rule: '1, true, 0 or false',
+  };
+}
+
+/** Trimmed text, matching `pattern` when there is one. */
+export function text(pattern?: RegExp, rule = 'text'): ValueKind<string> {
+  return { parse: pattern ? z.string().trim().regex(pattern) : z.string().trim(), rule };
+}
+
+/** Trimmed text kept in a `Secret`, so it never serialises. */
+export function secret(pattern?: RegExp, rule = 'text'): ValueKind<Secret> {
+  const kind = text(pattern, rule);
+  return { parse: kind.parse.transform((s) => new Secret(s)), rule };
+}
+
+/** An http(s) URL; with `dropTrailingSlash` without a trailing `/`, so paths can be appended. */
+export function httpUrl(dropTrailingSlash = false): ValueKind<string> {
+  const rule = 'an http:// or https:// URL';
+  const kind = text(/^https?:\/\/[^\s/$.?#][^\s]*$/i, rule);
+  return dropTrailingSlash ? { parse: kind.parse.transform((u) => u.replace(/\/+$/, '')), rule } : kind;
+}
+
+/** One of a fixed list of words. */
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T): ValueKind<T[number]> {
+  return { parse: z.string().trim().pipe(z.enum(values)), rule: values.join(', ') };
+}
+
+/** A positive integer or `auto`. */
+export function intOrAuto(): ValueKind<number | 'auto'> {
+  return {
+    parse: z
+      .string()
+      .regex(/^\s*(auto|\d+)\s*$/)
+      .transform((v) => (v.trim() === 'auto' ? ('auto' as const) : Number(v)))
+      .pipe(z.union([z.literal('auto'), z.int().min(1)])),
+    rule: 'an integer ≥ 1 or "auto"',
+  };
+}
+
+const REDIS_URL = /^rediss?:\/\/[^\s,]+$/i;
+const splitList = (v: string): string[] => v.split(',').map((item) => item.trim());
+
+/** One redis:// URL, or a comma list of them (the seed nodes of a cluster); the message shows the whole value. */
+export function redisUrls(): ValueKind<string[]> {
+  const urls = (v: string) => splitList(v).filter(Boolean);
+  return {
+    parse: z
+      .string()
+      .refine((v) => urls(v).length > 0 && urls(v).every((u) => REDIS_URL.test(u)))
+      .transform(urls),
+    rule: 'a redis:// or rediss:// URL (a comma list with REDIS_CLUSTER=1)',
+  };
+}
+
+export const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+export const BUCKET_RULE = 'a bucket name (3–63 lower-case letters, digits, . -)';
+
+/** A comma list of S3 bucket names; the message shows the first bad one. */
+export function bucketNames(): ValueKind<string[]> {
+  return {
+    parse: z.string().transform(splitList).pipe(z.array(z.string().regex(BUCKET))),
+    rule: `a comma list of bucket names, each ${BUCKET_RULE}`,
+  };
+}
+
+/** A comma list of host names or IP literals, lower-cased. */
+export function hostNames(): ValueKind<string[]> {
+  const rule = 'a comma list of host names or IP literals';
+  const kind = text(/^[A-Za-z0-9.*:[\]-]+(\s*,\s*[A-Za-z0-9.*:[\]-]+)*$/, rule);
+  return { parse: kind.parse.transform((v) => splitList(v.toLowerCase()).filter(Boolean)), rule };
+}
