@@ -4,7 +4,9 @@
  * finished has leaked something that keeps Node's event loop running — a timer, a
  * socket, a server, a child process. The watch then names what is still open and ends
  * the process with exit code 1, so the runner marks that file as failed instead of
- * waiting for it forever (what `--test-force-exit` used to hide).
+ * waiting for it forever (what `--test-force-exit` used to hide). The wait starts
+ * before the file's own top-level `after` hooks run (this one is registered first), so
+ * those must finish well within it.
  */
 import { after } from 'node:test';
 
