@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, QueueUnavailableError, ValidationError } from './shared/errors.js';
 import { CliError, EXIT } from './shared/exit-codes.js';
+import type { ServiceCommand } from './shared/service-io.js';
 import { processIO } from './producer/commands/io.js';
 import { enqueueCommand } from './producer/commands/enqueue.js';
 import { statusCommand } from './producer/commands/status.js';
@@ -61,13 +62,17 @@ function registerCommands(program: Command): void {
     (program as Exitable).fluxqExit = code;
   };
 
-  program
-    .command('worker')
-    .description('run a worker until SIGTERM/SIGINT, then finish in-flight jobs (bounded by SHUTDOWN_TIMEOUT_MS) and exit 0')
-    .action(async () => {
-      const { runWorker } = await import('./worker/run-worker.js');
-      done(await runWorker({ env: io.env, stopSignal: stopSignal() }));
-    });
+  /** A command that runs until SIGTERM/SIGINT; its module is loaded only when it is the one run. */
+  const service = (name: string, description: string, load: () => Promise<ServiceCommand>) =>
+    program
+      .command(name)
+      .description(description)
+      .action(async () => {
+        const run = await load();
+        done(await run({ env: io.env, stopSignal: stopSignal() }));
+      });
+
+  service('worker', 'run a worker until SIGTERM/SIGINT, then finish in-flight jobs (bounded by SHUTDOWN_TIMEOUT_MS) and exit 0', async () => (await import('./worker/run-worker.js')).runWorker);
 
   program
     .command('enqueue')
@@ -97,13 +102,11 @@ function registerCommands(program: Command): void {
     .argument('<BATCH>', 'batch id')
     .action(async (batch: string) => done(await cancelCommand(batch, io)));
 
-  program
-    .command('api')
-    .description('the HTTP API, the dashboard (/admin/queues), batch galleries (/batches/:id) and /metrics, on API_HOST:API_PORT')
-    .action(async () => {
-      const { apiCommand } = await import('./producer/commands/api.js');
-      done(await apiCommand({ env: io.env, stopSignal: stopSignal() }));
-    });
+  service(
+    'api',
+    'the HTTP API, the dashboard (/admin/queues), batch galleries (/batches/:id) and /metrics, on API_HOST:API_PORT',
+    async () => (await import('./producer/commands/api.js')).apiCommand,
+  );
 
   program
     .command('demo')

@@ -43,7 +43,7 @@ fi
 for bin in $BINS; do
   echo "node-versions: the field tests on Node $("$bin" --version) ($bin)" >&2
   env -u FLUXQ_TEST_REDIS_URL AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true \
-    "$bin" --import tsx --test --test-force-exit --test-concurrency=1 --test-reporter=spec \
+    "$bin" --import tsx --import ./test/helpers/exit-watch.ts --test --test-concurrency=1 --test-reporter=spec \
     test/unit/pinned-agent.test.ts \
     test/unit/redact-url.test.ts \
     test/integration/webhooks.test.ts \

@@ -1,12 +1,17 @@
 /**
  * `npm test`: one redis-server for the whole run on a free 127.0.0.1 port, then Node's
  * own test runner over every test file (its summary counts show), then the server is
- * stopped. `npm test -- test/unit` runs a folder; files run two at a time.
+ * stopped. `npm test -- test/unit` runs a folder; files run two at a time. A file whose
+ * process does not exit after its last test fails, naming the handle it leaked
+ * (test/helpers/exit-watch.ts): there is no `--test-force-exit` to hide it.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startLocalRedis } from '../src/demo/local-redis.js';
+
+/** Fails a file whose process outlives its tests, naming what it left open. */
+const EXIT_WATCH = new URL('./helpers/exit-watch.ts', import.meta.url).href;
 
 function collect(path: string, out: string[]): void {
   const st = statSync(path);
@@ -30,7 +35,7 @@ if (files.length === 0) throw new Error('no test files found');
 const redis = await startLocalRedis();
 const started = Date.now();
 const concurrency = process.env.FLUXQ_TEST_CONCURRENCY ?? '2';
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+const child = spawn(process.execPath, ['--import', 'tsx', '--import', EXIT_WATCH, '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env, FLUXQ_TEST_REDIS_URL: redis.url, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
 });

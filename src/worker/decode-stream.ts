@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { ambiguous, answerTooLarge, checkImage, checkResponseShape, type DecodedResponse } from './decode.js';
+import { ambiguous, answerTooLarge, checkImage, checkResponseShape, parseResponseJson, type DecodedResponse } from './decode.js';
 
 /**
  * Decode a 200 body while it arrives, without ever holding it whole: each `b64_json`
@@ -189,14 +189,7 @@ export class StreamingDecoder {
   /** The decoded answer, or an ambiguous UpstreamError saying what was wrong with it. */
   end(): DecodedResponse {
     if (this.#inValue || this.#skeletonBytes > MAX_SKELETON_BYTES) throw ambiguous('body is not valid JSON (truncated or not JSON)');
-    const skeleton = Buffer.concat(this.#skeleton).toString('utf8');
-    let json: unknown;
-    try {
-      json = JSON.parse(skeleton);
-    } catch {
-      throw ambiguous(skeleton.trim() === '' ? 'empty body' : 'body is not valid JSON (truncated or not JSON)');
-    }
-    const data = (json as { data?: unknown } | null)?.data;
+    const { json, data } = parseResponseJson(Buffer.concat(this.#skeleton).toString('utf8'));
     const cut = Array.isArray(data) ? data.filter((d) => (d as { b64_json?: unknown } | null)?.b64_json === '').length : 0;
     if (cut !== this.#values.length) throw ambiguous('b64_json found outside data[]');
     const meta = checkResponseShape(json, this.#values.length);

@@ -45,6 +45,20 @@ export function checkResponseShape(json: unknown, values: number): UpstreamRespo
   };
 }
 
+/**
+ * A 200 body's text (the whole body, or the stream decoder's skeleton of it) parsed as
+ * JSON, with its `data` field when it has one. An empty or unparsable body is ambiguous.
+ */
+export function parseResponseJson(text: string): { json: unknown; data: unknown } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw ambiguous(text.trim() === '' ? 'empty body' : 'body is not valid JSON (truncated or not JSON)');
+  }
+  return { json, data: (json as { data?: unknown } | null)?.data };
+}
+
 /** Decoded bytes of `data[index]` → an image, by its magic bytes. */
 export function checkImage(index: number, bytes: Buffer | undefined, sha256?: string): DecodedImage {
   if (!bytes) throw ambiguous(`data[${index}].b64_json is not valid base64`);
@@ -59,13 +73,7 @@ export function checkImage(index: number, bytes: Buffer | undefined, sha256?: st
  * work, so escapes like `\/` are handled; base64 is decoded strictly.
  */
 export function decodeUpstreamResponse(body: string): DecodedResponse {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw ambiguous(body.trim() === '' ? 'empty body' : 'body is not valid JSON (truncated or not JSON)');
-  }
-  const data = (json as { data?: unknown } | null)?.data;
+  const { json, data } = parseResponseJson(body);
   const values = Array.isArray(data) ? data.map((d) => (d && typeof d === 'object' ? (d as { b64_json?: unknown }).b64_json : undefined)) : [];
   const meta = checkResponseShape(json, values.filter((v) => v !== undefined).length);
   const images = values.map((value, i) => {

@@ -4,21 +4,16 @@ import { createLogger } from '../shared/logger.js';
 import { createRedis, describeRedis } from '../shared/redis.js';
 import { assertNoEviction } from '../shared/redis-policy.js';
 import { createS3Client } from '../shared/s3.js';
+import type { ServiceIO } from '../shared/service-io.js';
 import { FluxClient } from './flux-client.js';
 import { WorkerMetrics, serveMetrics } from './metrics.js';
 import { createWorker } from './worker.js';
-
-export interface RunWorkerIO {
-  env: Record<string, string | undefined>;
-  /** Resolves when the process is asked to stop (SIGTERM/SIGINT in the CLI). */
-  stopSignal: Promise<string>;
-}
 
 /**
  * `fluxq worker`: build a worker from the environment, run it until asked to stop,
  * then drain within SHUTDOWN_TIMEOUT_MS and release every connection. Exit 0.
  */
-export async function runWorker(io: RunWorkerIO): Promise<number> {
+export async function runWorker(io: ServiceIO): Promise<number> {
   const config = loadConfig(io.env, 'worker');
   const logger = createLogger({ level: config.logLevel, name: 'fluxq-worker' });
   const redis = createRedis(config, { role: 'worker', connectionName: 'fluxq-worker' });

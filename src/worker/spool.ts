@@ -22,6 +22,8 @@ export class Spool {
   readonly #dir: string;
   readonly #maxBytes: number;
   readonly #log: Logger;
+  /** The last put in line; the next one starts when it has finished. */
+  #puts: Promise<unknown> = Promise.resolve();
 
   constructor(dir: string, maxBytes: number, log: Logger) {
     this.#dir = dir;
@@ -44,8 +46,17 @@ export class Spool {
     return total;
   }
 
-  /** Keep a job's generated images; false when the cap does not allow it. */
-  async put(jobId: string, gen: number, response: SpooledResponse): Promise<boolean> {
+  /**
+   * Keep a job's generated images; false when the cap does not allow it. Puts take turns,
+   * so concurrent jobs cannot all pass the size check before any of them has written.
+   */
+  put(jobId: string, gen: number, response: SpooledResponse): Promise<boolean> {
+    const turn = this.#puts.then(() => this.#put(jobId, gen, response));
+    this.#puts = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async #put(jobId: string, gen: number, response: SpooledResponse): Promise<boolean> {
     const size = response.images.reduce((n, i) => n + i.bytes.length, 0);
     if (this.#maxBytes <= 0 || (await this.usedBytes()) + size > this.#maxBytes) {
       this.#log.warn({ jobId, bytes: size, maxBytes: this.#maxBytes }, 'spool is full (SPOOL_MAX_BYTES): generated images kept in memory only for this attempt');

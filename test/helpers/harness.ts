@@ -36,6 +36,8 @@ let privateRedis: Promise<LocalRedis> | undefined;
 export async function testRedisUrl(): Promise<string> {
   if (process.env.FLUXQ_TEST_REDIS_URL) return process.env.FLUXQ_TEST_REDIS_URL;
   privateRedis ??= startLocalRedis().then((r) => {
+    // It lives as long as the file's process, and does not keep that process alive.
+    r.process.unref();
     process.once('exit', () => r.process.kill('SIGKILL'));
     return r;
   });
@@ -253,8 +255,9 @@ export async function startHarness(t: TestContext | undefined, opts: HarnessOpti
       }
     },
     async close() {
-      for (const c of children) c.kill('SIGKILL');
-      await Promise.all([...children].map((c) => once(c, 'exit').catch(() => undefined)));
+      const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+      for (const c of running) c.kill('SIGKILL');
+      await Promise.all(running.map((c) => once(c, 'exit').catch(() => undefined)));
       for (const close of closers.reverse()) await close().catch(() => undefined);
       s3.destroy();
       redis.disconnect();

@@ -2,16 +2,12 @@ import { loadConfig } from '../../shared/config.js';
 import { EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
 import { createS3Client } from '../../shared/s3.js';
+import type { ServiceIO } from '../../shared/service-io.js';
 import { buildApi } from '../api/server.js';
 import { createProducer } from '../producer.js';
 
-export interface ApiCommandIO {
-  env: Record<string, string | undefined>;
-  stopSignal: Promise<string>;
-}
-
 /** `fluxq api`: the HTTP API until SIGTERM/SIGINT. Without API_TOKEN it refuses to start (exit 2) unless API_INSECURE=1. */
-export async function apiCommand(io: ApiCommandIO): Promise<number> {
+export async function apiCommand(io: ServiceIO): Promise<number> {
   const config = loadConfig(io.env, 'api');
   const logger = createLogger({ level: config.logLevel, name: 'fluxq-api' });
   const s3 = createS3Client(config);
