@@ -1,4 +1,5 @@
 import { QueueKeys, Worker, type Job, type JobJson, type Processor, type WorkerOptions } from 'bullmq';
+import type { RedisClient } from './redis.js';
 
 /**
  * Every place fluxq relies on BullMQ beyond its public, documented API, in one file.
@@ -18,10 +19,11 @@ import { QueueKeys, Worker, type Job, type JobJson, type Processor, type WorkerO
  *    drops a marker in the same step as its controller state, so two workers' updates
  *    cannot land out of order.
  *  - `active` (a list of job ids) and `delayed` (a zset of job ids): batch status counts
- *    a batch's open jobs by state in one pipeline (`job.getState()` per job is a script
- *    call per id).
+ *    a batch's open jobs by state in one pipeline (`activeOrDelayed` below;
+ *    `job.getState()` per job is a script call per id).
  *  - the job hash `{prefix}:{queue}:{id}` and `failed` (a zset of job ids): idempotent
- *    enqueue checks many ids in one pipeline.
+ *    enqueue (producer/enqueue-idempotent.ts) checks many ids in one pipeline, together
+ *    with their id records.
  *  - `Worker.createJob(json, id)` (protected): BullMQ parses the stored job data there
  *    (`Job.fromJSON`, `JSON.parse(json.data)`); a job whose data is not JSON would throw
  *    out of the fetch loop and sit in `active` until stalled. `PoisonTolerantWorker`
@@ -58,6 +60,24 @@ export function bullmqKeys(prefix: string, queueName: string): BullmqKeys {
     meta: known('meta'),
     marker: known('marker'),
   };
+}
+
+/**
+ * Where each of `ids` is in BullMQ: `delayed`, `active`, or neither (waiting, or not
+ * there), read in one pipeline from the `delayed` zset and the `active` list.
+ */
+export async function activeOrDelayed(redis: RedisClient, keys: { bullActive: string; bullDelayed: string }, ids: string[]): Promise<('delayed' | 'active' | undefined)[]> {
+  const p = redis.pipeline();
+  for (const id of ids) {
+    p.zscore(keys.bullDelayed, id);
+    p.lpos(keys.bullActive, id);
+  }
+  const replies = (await p.exec()) ?? [];
+  return ids.map((_, n) => {
+    if (replies[2 * n]?.[1] !== null) return 'delayed';
+    if (replies[2 * n + 1]?.[1] !== null) return 'active';
+    return undefined;
+  });
 }
 
 const poisonReasons = new WeakMap<Job, string>();
