@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { activeOrDelayed } from './bullmq-internals.js';
 import type { EventData } from './events.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
@@ -209,18 +210,7 @@ export class BatchStore {
     const open = await this.openMembers(batchId);
     const counts = { waiting: 0, active: 0, delayed: 0 };
     for (let i = 0; i < open.length; i += 1000) {
-      const chunk = open.slice(i, i + 1000);
-      const p = this.#redis.pipeline();
-      for (const id of chunk) {
-        p.zscore(this.#keys.bullDelayed, id);
-        p.lpos(this.#keys.bullActive, id);
-      }
-      const replies = (await p.exec()) ?? [];
-      chunk.forEach((_, n) => {
-        if (replies[2 * n]?.[1] !== null) counts.delayed++;
-        else if (replies[2 * n + 1]?.[1] !== null) counts.active++;
-        else counts.waiting++;
-      });
+      for (const place of await activeOrDelayed(this.#redis, this.#keys, open.slice(i, i + 1000))) counts[place ?? 'waiting']++;
     }
     return counts;
   }

@@ -1,6 +1,9 @@
+import { bullmqKeys } from './bullmq-internals.js';
+
 /**
  * Every Redis key and S3 key layout fluxq uses, in one place (SPEC §7). A second place
- * that builds a key is a bug waiting to happen.
+ * that builds a key is a bug waiting to happen. BullMQ's own keys come from BullMQ
+ * (see bullmq-internals.ts for what fluxq relies on in them).
  */
 
 /** BullMQ keeps generation jobs under `{prefix}:{queue}:…`; fluxq's own keys are these. */
@@ -55,6 +58,7 @@ export interface RedisKeys {
 }
 
 export function redisKeys(prefix: string, queueName: string): RedisKeys {
+  const bull = bullmqKeys(prefix, queueName);
   return {
     events: `${prefix}:events`,
     idRecord: (jobId) => `${prefix}:id:${jobId}`,
@@ -69,15 +73,15 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     webhookRelaying: `${prefix}:webhooks:relaying`,
     webhookDead: `${prefix}:webhooks:dead`,
     webhookFailedGuard: (deliveryId) => `${prefix}:webhooks:failed:${deliveryId}`,
-    bullJob: (jobId) => `${prefix}:${queueName}:${jobId}`,
-    bullFailed: `${prefix}:${queueName}:failed`,
-    bullActive: `${prefix}:${queueName}:active`,
-    bullDelayed: `${prefix}:${queueName}:delayed`,
-    limiter: `${prefix}:${queueName}:limiter`,
-    meta: `${prefix}:${queueName}:meta`,
+    bullJob: bull.job,
+    bullFailed: bull.failed,
+    bullActive: bull.active,
+    bullDelayed: bull.delayed,
+    limiter: bull.limiter,
+    meta: bull.meta,
     stats: `${prefix}:stats`,
     concurrency: `${prefix}:concurrency`,
-    bullMarker: `${prefix}:${queueName}:marker`,
+    bullMarker: bull.marker,
     pauseReason: `${prefix}:pause-reason`,
     webhookQueueName: `${queueName}-webhooks`,
   };

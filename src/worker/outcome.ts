@@ -1,11 +1,10 @@
-import { DelayedError, RateLimitError, UnrecoverableError, WaitingError, type Job, type Queue } from 'bullmq';
+import { DelayedError, RateLimitError, WaitingError, type Job, type Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { BudgetError, InputError, InputUnavailableError, StorageError, UpstreamError, oneLine } from '../shared/errors.js';
-import { EVENT } from '../shared/events.js';
 import type { JobData } from '../shared/job-data.js';
-import type { FinalizeOutcome, JobRecords } from '../shared/job-record.js';
 import type { Logger } from '../shared/logger.js';
 import { pauseQueue, type QueueControlDeps } from '../shared/queue-control.js';
+import { AlreadyFinalError, ClassifiedError, recordFinalFailure, type FinalFailureDeps, type Ledger } from './final-failure.js';
 
 /**
  * The only file that knows BullMQ's control flow: what each kind of failure becomes.
@@ -27,23 +26,16 @@ export class PoisonJobError extends Error {
   override readonly name = 'PoisonJobError';
 }
 
-export interface Ledger {
-  attempts: number;
-  possiblyBilled: number;
-}
+export type { Ledger };
 
-export interface OutcomeDeps {
+export interface OutcomeDeps extends FinalFailureDeps {
   config: Config;
   queue: Queue;
-  records: JobRecords;
   control: QueueControlDeps;
   log: Logger;
   onRateLimited?: (retryAfterMs: number) => void;
-  onFinalFailure?: (jobId: string, reason: string) => void;
   /** An attempt failed and will be retried with backoff. */
   onRetry?: (jobId: string, reason: string) => void;
-  /** A job became final: its batch may now owe batch.completed. */
-  onFinalized?: (outcome: FinalizeOutcome, batchId: string | undefined) => void;
 }
 
 export interface FailureContext {
@@ -59,20 +51,9 @@ export interface FailureContext {
 
 /** Record the final failure (once) and stop BullMQ from retrying. */
 export async function failJob(deps: OutcomeDeps, ctx: FailureContext, reason: string): Promise<never> {
-  const jobId = ctx.job.id ?? '';
-  const data = {
-    jobId,
-    ...(ctx.batchId ? { batchId: ctx.batchId } : {}),
-    error: reason,
-    attempts: ctx.ledger.attempts,
-    possibly_billed: ctx.ledger.possiblyBilled,
-    ...(ctx.metadata ? { metadata: ctx.metadata } : {}),
-  };
-  const fin = await deps.records.finalize(jobId, { state: 'failed', batchId: ctx.batchId, error: reason, event: { type: EVENT.jobFailed, data }, webhook: ctx.webhook });
-  if (fin.recorded) deps.onFinalized?.(fin, ctx.batchId);
-  deps.onFinalFailure?.(jobId, reason);
-  ctx.log.warn({ reason, attempts: ctx.ledger.attempts, possibly_billed: ctx.ledger.possiblyBilled }, 'job failed');
-  throw new UnrecoverableError(reason);
+  const { ledger, batchId, metadata, webhook } = ctx;
+  await recordFinalFailure(deps, { jobId: ctx.job.id ?? '', batchId, reason, ledger, metadata, webhook }, ctx.log);
+  throw new AlreadyFinalError(reason);
 }
 
 function attemptsLeft(deps: OutcomeDeps, ctx: FailureContext): boolean {
@@ -86,7 +67,7 @@ async function retryOrFail(deps: OutcomeDeps, ctx: FailureContext, reason: strin
   }
   ctx.log.info({ reason, attempts: ctx.ledger.attempts }, 'attempt failed; retrying with backoff');
   deps.onRetry?.(ctx.job.id ?? '', reason);
-  throw new Error(reason);
+  throw new ClassifiedError(reason);
 }
 
 /** Backoff for S3 outages: BACKOFF_BASE_MS × 2^(runs so far), jitter ½, at most a minute. */

@@ -1,18 +1,21 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RateLimitError, UnrecoverableError, type Job } from 'bullmq';
+import { poisonReason } from '../shared/bullmq-internals.js';
 import type { Config } from '../shared/config.js';
 import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
 import { BudgetError, UpstreamError } from '../shared/errors.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
 import { jobDataSchema, type JobData } from '../shared/job-data.js';
-import type { JobRecords } from '../shared/job-record.js';
+import type { JobRecord, JobRecords } from '../shared/job-record.js';
 import { jobImageFolder } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
 import type { JobResult } from '../shared/result.js';
-import { toUpstreamBody, type UpstreamResponseMeta } from '../shared/upstream.js';
+import { toUpstreamBody, type UpstreamBody } from '../shared/upstream.js';
 import { callLeaseMs, holdCallLease } from './call-lease.js';
-import { findStoredImages, firstImageMayExist } from './checkpoint.js';
+import { findStoredImages, firstImageMayExist, type StoredResult } from './checkpoint.js';
 import type { DecodedResponse } from './decode.js';
 import type { FluxClient } from './flux-client.js';
+import { AlreadyFinalError } from './final-failure.js';
 import { handleFailure, PoisonJobError, type Ledger, type OutcomeDeps } from './outcome.js';
 import { resolveInputs, type ResolveInputsDeps } from './resolve-inputs.js';
 import type { Spool } from './spool.js';
@@ -49,7 +52,7 @@ export interface CallTestHooks {
 
 /** Parse the job's data; anything unusable is poison, failed with a clear reason. */
 export function parseJobData(job: Job): JobData {
-  const poison = (job as Job & { fluxqPoison?: string }).fluxqPoison;
+  const poison = poisonReason(job);
   if (poison) throw new PoisonJobError(poison);
   const parsed = jobDataSchema.safeParse(job.data);
   if (!parsed.success) {
@@ -60,27 +63,224 @@ export function parseJobData(job: Job): JobData {
   return parsed.data as JobData;
 }
 
-function buildResult(
-  data: JobData,
-  model: string,
-  images: StoredImage[],
-  meta: UpstreamResponseMeta,
-  ledger: Ledger,
-  seed: number | undefined,
-): JobResult {
+/** What a run knows once it began: fixed for the rest of the run. */
+interface Run {
+  jobId: string;
+  data: JobData;
+  batchId: string | undefined;
+  record: JobRecord;
+  model: string;
+  bucket: string;
+  folder: string;
+  log: Logger;
+  signal: AbortSignal | undefined;
+}
+
+const NO_LEDGER: Ledger = { attempts: 0, possiblyBilled: 0 };
+
+function ledgerOf(record: JobRecord): Ledger {
+  return { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
+}
+
+/** Open the run in the job's record (counting calls an earlier run left in flight). */
+async function beginRun(deps: ProcessorDeps, jobId: string, data: JobData, log: Logger, signal: AbortSignal | undefined): Promise<Run> {
+  const batchId = data.batch;
+  const { record, orphanedCalls } = await deps.records.beginRun(jobId, batchId);
+  if (orphanedCalls > 0) log.warn({ orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
+  log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId }, 'run started');
+  return {
+    jobId,
+    data,
+    batchId,
+    record,
+    model: data.model ?? deps.config.flux.model,
+    bucket: deps.config.s3.bucket ?? '',
+    folder: jobImageFolder({ keyPrefix: deps.config.s3.keyPrefix, jobId, batchId, outputKeyPrefix: data.outputKeyPrefix }),
+    log,
+    signal,
+  };
+}
+
+/** The record already has this generation's outcome: its result, or its failure (no second event). */
+function replayRecordedOutcome(record: JobRecord): JobResult | undefined {
+  if (record.state === 'completed' && record.result) return JSON.parse(record.result) as JobResult;
+  if (record.state === 'failed' || record.state === 'cancelled') throw new AlreadyFinalError(record.error ?? record.state);
+  return undefined;
+}
+
+/**
+ * Paid once: the bucket is the source of truth for "already generated". A job that never
+ * started a call can only find images someone else stored: one HEAD at the key its format
+ * predicts tells whether the full look is needed.
+ */
+async function completeFromBucket(deps: ProcessorDeps, run: Run): Promise<StoredResult | undefined> {
+  const firstRun = run.record.callsEver === 0;
+  const predicted = run.data.params.output_format === 'jpeg' ? 'jpg' : 'png';
+  const mayExist = !firstRun || (await firstImageMayExist(deps.s3, run.bucket, run.folder, predicted, run.signal));
+  const stored = mayExist ? await findStoredImages(deps.s3, run.bucket, run.folder, run.jobId, run.signal) : undefined;
+  if (stored) run.log.info('images already stored for this job: completing without an upstream call');
+  return stored;
+}
+
+/** Bytes an earlier attempt generated but could not upload (only after a call). */
+async function takeSpooled(deps: ProcessorDeps, run: Run): Promise<DecodedResponse | undefined> {
+  if (run.record.callsEver === 0) return undefined;
+  const spooled = await deps.spool?.get(run.jobId, run.record.gen);
+  if (spooled) run.log.info('uploading spooled images from an earlier attempt (no new upstream call)');
+  return spooled;
+}
+
+interface UpstreamRequest {
+  body: UpstreamBody;
+  inputCount: number;
+}
+
+async function buildRequest(deps: ProcessorDeps, run: Run): Promise<UpstreamRequest> {
+  const inputs = await resolveInputs(deps.inputs, run.data.inputs, run.signal);
+  return { body: toUpstreamBody(run.data.params, inputs), inputCount: Object.keys(inputs).length };
+}
+
+type CallStart = { started: true; opId: string; leaseMs: number } | { started: false; result: JobResult };
+
+/**
+ * Count the call as started, or end the run without one: the job became final meanwhile
+ * (cancelled, or finished by another run), the fleet is inside a 429 window, or the
+ * batch's budget is spent.
+ */
+async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
+  await deps.testHooks?.beforeCallStart?.(run.jobId);
+  const leaseMs = callLeaseMs(deps.config.worker.lockDurationMs);
+  const start = await deps.records.startCall(run.jobId, run.batchId, { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch, leaseMs });
+  if (start.verdict === 'final') {
+    // No call, and no second final event: the record already has its final state.
+    run.log.info({ state: start.state }, 'job is already final: ending the run without an upstream call');
+    if (start.state === 'completed') {
+      const done = await deps.records.get(run.jobId);
+      if (done?.result) return { started: false, result: JSON.parse(done.result) as JobResult };
+    }
+    throw new AlreadyFinalError(start.state || 'final');
+  }
+  // Fetched just before another worker's 429: no worker sends during the window.
+  if (start.verdict === 'rate_limited') throw new RateLimitError();
+  if (start.verdict === 'budget') throw new BudgetError(run.batchId ?? '', start.maxMp);
+  return { started: true, opId: start.opId, leaseMs };
+}
+
+type CallOutcome = { ok: true; response: DecodedResponse; ledger: Ledger } | { ok: false; error: unknown; ledger: Ledger };
+
+/** Send the started call (its lease held meanwhile) and settle it in the ledger, whatever happened. */
+async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequest, call: { opId: string; leaseMs: number }, before: Ledger): Promise<CallOutcome> {
+  const { jobId, batchId, log } = run;
+  const lease = holdCallLease(deps.records, jobId, call.opId, call.leaseMs, log);
+  log.debug({ model: run.model, fields: Object.keys(request.body), inputs: request.inputCount }, 'calling upstream');
+  let response: DecodedResponse;
+  try {
+    await deps.testHooks?.afterCallStart?.(jobId);
+    const answer = await deps.flux.generate(run.model, request.body, run.signal);
+    response = answer.decoded;
+    log.debug({ status: answer.status, latencyMs: Math.round(answer.latencyMs), images: response.images.length, output_mp: response.meta.output_mp }, 'upstream answered');
+  } catch (error) {
+    lease.release();
+    if (error instanceof UpstreamError) {
+      const spends = error.kind === 'permanent' || error.kind === 'transient' || error.kind === 'ambiguous';
+      return { ok: false, error, ledger: await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }) };
+    }
+    // Cut off by this process (shutdown deadline) or an error of our own: the upstream
+    // may have generated and billed. Counted now, as a run that died mid-call is counted
+    // by the next one — the next run may begin before this call's lease ends.
+    const ledger = await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: true, ambiguous: true }).catch(() => before);
+    return { ok: false, error, ledger };
+  }
+  lease.release();
+  const m = response.meta;
+  const ledger = await deps.records.callSettled(jobId, batchId, call.opId, {
+    spendsAttempt: true,
+    ambiguous: false,
+    outputMp: m.output_mp,
+    inputMp: m.input_mp,
+    costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
+  });
+  return { ok: true, response, ledger };
+}
+
+/**
+ * Upload generated images to the job's keys. While S3 is down the bytes are spooled once
+ * (a retry uploads them without a new call); the spool is emptied once they are stored,
+ * or when the job fails for good.
+ */
+async function storeGenerated(deps: ProcessorDeps, run: Run, generated: DecodedResponse, fromSpool: boolean): Promise<StoredImage[]> {
+  const { jobId, record, log, data } = run;
+  const spool = deps.spool;
+  const drop = () => spool?.remove(jobId, record.gen).catch(() => undefined);
+  let kept = false;
+  const images = await storeImages(
+    deps.s3,
+    { bucket: run.bucket, folder: run.folder, jobId, batchId: data.batch, seed: data.params.seed, meta: generated.meta, images: generated.images },
+    {
+      retryWindowMs: deps.uploadRetryWindowMs,
+      signal: run.signal,
+      onFailure: async (err, round) => {
+        if (!err.retryable) return void (await drop()); // the job fails: nothing to keep
+        log.warn({ err: err.message, round }, 'upload failed; keeping the generated bytes and retrying');
+        if (!kept && spool) kept = await spool.put(jobId, record.gen, generated).catch(() => false);
+      },
+    },
+  );
+  deps.onStored?.(images.reduce((n, i) => n + i.bytes, 0));
+  log.trace({ keys: images.map((i) => i.key), bytes: images.map((i) => i.bytes) }, 'images stored');
+  if (kept || fromSpool) await drop();
+  return images;
+}
+
+function buildResult(run: Run, output: StoredResult, ledger: Ledger): JobResult {
+  const { data } = run;
+  const { meta } = output;
   const result: JobResult = {
-    images,
+    images: output.images,
     input_mp: meta.input_mp,
     output_mp: meta.output_mp,
     total_pixels: meta.total_pixels,
     created: meta.created,
-    model,
+    model: run.model,
     attempts: ledger.attempts,
     possibly_billed: ledger.possiblyBilled,
   };
-  const s = seed ?? data.params.seed;
+  const s = output.seed ?? data.params.seed;
   if (s !== undefined) result.seed = s;
   if (data.metadata) result.metadata = data.metadata;
+  return result;
+}
+
+/** Record the job as completed and emit job.completed, exactly once. */
+async function complete(deps: ProcessorDeps, run: Run, output: StoredResult, ledger: Ledger): Promise<JobResult> {
+  const { jobId, batchId, data } = run;
+  const result = buildResult(run, output, ledger);
+  const event = {
+    jobId,
+    ...(batchId ? { batchId } : {}),
+    images: output.images,
+    attempts: ledger.attempts,
+    possibly_billed: ledger.possiblyBilled,
+    output_mp: output.meta.output_mp,
+    input_mp: output.meta.input_mp,
+    ...(data.metadata ? { metadata: data.metadata } : {}),
+  };
+  const fin = await deps.records.finalize(jobId, {
+    state: 'completed',
+    batchId,
+    result: JSON.stringify(result),
+    event: { type: EVENT.jobCompleted, data: event },
+    webhook: data.webhook,
+  });
+  if (fin.recorded) deps.onFinalized?.(fin, batchId);
+  else {
+    // Already final: another run completed it (keep going), or it was cancelled or
+    // failed meanwhile — then this run must not complete the BullMQ job.
+    const now = await deps.records.get(jobId);
+    if (now?.state && now.state !== 'completed') throw new AlreadyFinalError(now.error ?? now.state);
+  }
+  deps.onCompleted?.(result, jobId);
+  run.log.info({ images: output.images.map((i) => i.key), attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled }, 'job completed');
   return result;
 }
 
@@ -88,155 +288,39 @@ function buildResult(
  * The BullMQ processor, in SPEC order: replay a recorded outcome; complete from the
  * bucket when the images are already stored; re-upload spooled bytes; else (outside a
  * 429 window) resolve inputs, call the upstream once, decode strictly, upload, and
- * record + emit the outcome exactly once.
+ * record + emit the outcome exactly once. Any other end goes through handleFailure.
  */
 export function createProcessor(deps: ProcessorDeps) {
   return async function processGeneration(job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<JobResult> {
     const jobId = job.id ?? '';
     const log = deps.log.child({ jobId, attempt: job.attemptsMade + 1 });
-    let ledger: Ledger = { attempts: 0, possiblyBilled: 0 };
     let data: JobData | undefined;
+    let ledger = NO_LEDGER;
     try {
       data = parseJobData(job);
-      const batchId = data.batch;
-      const begun = await deps.records.beginRun(jobId, batchId);
-      const record = begun.record;
-      ledger = { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
-      if (begun.orphanedCalls > 0) log.warn({ orphanedCalls: begun.orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
-      log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId }, 'run started');
-      if (record.state === 'completed' && record.result) return JSON.parse(record.result) as JobResult;
-      if (record.state === 'failed' || record.state === 'cancelled') throw new UnrecoverableError(record.error ?? record.state);
+      const run = await beginRun(deps, jobId, data, log, signal);
+      ledger = ledgerOf(run.record);
+      const recorded = replayRecordedOutcome(run.record);
+      if (recorded) return recorded;
+      const stored = await completeFromBucket(deps, run);
+      if (stored) return await complete(deps, run, stored, ledger);
 
-      const model = data.model ?? deps.config.flux.model;
-      const bucket = deps.config.s3.bucket ?? '';
-      const folder = jobImageFolder({ keyPrefix: deps.config.s3.keyPrefix, jobId, batchId: data.batch, outputKeyPrefix: data.outputKeyPrefix });
-
-      const complete = async (images: StoredImage[], meta: UpstreamResponseMeta, seed?: number): Promise<JobResult> => {
-        const result = buildResult(data as JobData, model, images, meta, ledger, seed);
-        const event = {
-          jobId,
-          ...(data?.batch ? { batchId: data.batch } : {}),
-          images,
-          attempts: ledger.attempts,
-          possibly_billed: ledger.possiblyBilled,
-          output_mp: meta.output_mp,
-          input_mp: meta.input_mp,
-          ...(data?.metadata ? { metadata: data.metadata } : {}),
-        };
-        const fin = await deps.records.finalize(jobId, {
-          state: 'completed',
-          batchId,
-          result: JSON.stringify(result),
-          event: { type: EVENT.jobCompleted, data: event },
-          webhook: data?.webhook,
-        });
-        if (fin.recorded) deps.onFinalized?.(fin, batchId);
-        else {
-          // Already final: another run completed it (keep going), or it was cancelled or
-          // failed meanwhile — then this run must not complete the BullMQ job.
-          const now = await deps.records.get(jobId);
-          if (now?.state && now.state !== 'completed') throw new UnrecoverableError(now.error ?? now.state);
-        }
-        deps.onCompleted?.(result, jobId);
-        log.info({ images: images.map((i) => i.key), attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled }, 'job completed');
-        return result;
-      };
-
-      // Paid once: the bucket is the source of truth for "already generated". A job that
-      // never started a call can only find images someone else stored: one HEAD at the key
-      // its format predicts tells whether the full look is needed.
-      const firstRun = record.callsEver === 0;
-      const predicted = data.params.output_format === 'jpeg' ? 'jpg' : 'png';
-      const mayExist = !firstRun || (await firstImageMayExist(deps.s3, bucket, folder, predicted, signal));
-      const stored = mayExist ? await findStoredImages(deps.s3, bucket, folder, jobId, signal) : undefined;
-      if (stored) {
-        log.info('images already stored for this job: completing without an upstream call');
-        return await complete(stored.images, stored.meta, stored.seed);
+      const spooled = await takeSpooled(deps, run);
+      let generated = spooled;
+      if (!generated) {
+        const request = await buildRequest(deps, run);
+        const start = await startCall(deps, run);
+        if (!start.started) return start.result;
+        const called = await callUpstream(deps, run, request, start, ledger);
+        ledger = called.ledger;
+        if (!called.ok) throw called.error;
+        generated = called.response;
       }
-
-      // Bytes an earlier attempt generated but could not upload (only after a call).
-      let response: DecodedResponse | undefined = firstRun ? undefined : await deps.spool?.get(jobId, record.gen);
-      const fromSpool = response !== undefined;
-      if (response) log.info('uploading spooled images from an earlier attempt (no new upstream call)');
-      if (!response) {
-        const inputs = await resolveInputs(deps.inputs, data.inputs, signal);
-        const body = toUpstreamBody(data.params, inputs);
-        await deps.testHooks?.beforeCallStart?.(jobId);
-        const leaseMs = callLeaseMs(deps.config.worker.lockDurationMs);
-        const start = await deps.records.startCall(jobId, batchId, { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch, leaseMs });
-        // Cancelled (or finished by another run) since this run began: no call, and no
-        // second final event — the record already has its final state.
-        if (start.verdict === 'final') {
-          log.info({ state: start.state }, 'job is already final: ending the run without an upstream call');
-          if (start.state === 'completed') {
-            const done = await deps.records.get(jobId);
-            if (done?.result) return JSON.parse(done.result) as JobResult;
-          }
-          throw new UnrecoverableError(start.state || 'final');
-        }
-        // Fetched just before another worker's 429: no worker sends during the window.
-        if (start.verdict === 'rate_limited') throw new RateLimitError();
-        if (start.verdict === 'budget') throw new BudgetError(batchId ?? '', start.maxMp);
-        const opId = start.opId;
-        const lease = holdCallLease(deps.records, jobId, opId, leaseMs, log);
-        log.debug({ model, fields: Object.keys(body), inputs: Object.keys(inputs).length }, 'calling upstream');
-        try {
-          await deps.testHooks?.afterCallStart?.(jobId);
-          const answer = await deps.flux.generate(model, body, signal);
-          response = answer.decoded;
-          log.debug({ status: answer.status, latencyMs: Math.round(answer.latencyMs), images: response.images.length, output_mp: response.meta.output_mp }, 'upstream answered');
-        } catch (err) {
-          lease.release();
-          if (err instanceof UpstreamError) {
-            const spends = err.kind === 'permanent' || err.kind === 'transient' || err.kind === 'ambiguous';
-            ledger = await deps.records.callSettled(jobId, batchId, opId, { spendsAttempt: spends, ambiguous: err.kind === 'ambiguous' });
-          } else {
-            // Cut off by this process (shutdown deadline) or an error of our own: the
-            // upstream may have generated and billed. Counted now, as a run that died
-            // mid-call is counted by the next one — the next run may begin before this
-            // call's lease ends.
-            ledger = await deps.records.callSettled(jobId, batchId, opId, { spendsAttempt: true, ambiguous: true }).catch(() => ledger);
-          }
-          throw err;
-        }
-        lease.release();
-        const m = response.meta;
-        ledger = await deps.records.callSettled(jobId, batchId, opId, {
-          spendsAttempt: true,
-          ambiguous: false,
-          outputMp: m.output_mp,
-          inputMp: m.input_mp,
-          costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
-        });
-      }
-
-      const generated = response;
-      let spooled = false;
-      const images = await storeImages(
-        deps.s3,
-        { bucket, folder, jobId, batchId: data.batch, seed: data.params.seed, meta: generated.meta, images: generated.images },
-        {
-          retryWindowMs: deps.uploadRetryWindowMs,
-          signal,
-          onFailure: async (err, round) => {
-            if (!err.retryable) return void (await deps.spool?.remove(jobId, record.gen).catch(() => undefined)); // the job fails: nothing to keep
-            log.warn({ err: err.message, round }, 'upload failed; keeping the generated bytes and retrying');
-            if (!spooled && deps.spool) spooled = await deps.spool.put(jobId, record.gen, generated).catch(() => false);
-          },
-        },
-      );
-      deps.onStored?.(images.reduce((n, i) => n + i.bytes, 0));
-      log.trace({ keys: images.map((i) => i.key), bytes: images.map((i) => i.bytes) }, 'images stored');
-      if (deps.spool && (spooled || fromSpool)) await deps.spool.remove(jobId, record.gen).catch(() => undefined);
-      return await complete(images, generated.meta);
+      const images = await storeGenerated(deps, run, generated, spooled !== undefined);
+      return await complete(deps, run, { images, meta: generated.meta }, ledger);
     } catch (err) {
-      if (err instanceof UnrecoverableError) throw err;
-      if (err instanceof RateLimitError) throw err;
-      return handleFailure(
-        deps,
-        { job, token, signal, ledger, batchId: data?.batch ?? undefined, metadata: data?.metadata, webhook: data?.webhook, log },
-        err,
-      );
+      if (err instanceof UnrecoverableError || err instanceof RateLimitError) throw err;
+      return handleFailure(deps, { job, token, signal, ledger, batchId: data?.batch, metadata: data?.metadata, webhook: data?.webhook, log }, err);
     }
   };
 }

@@ -1,13 +1,14 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { MetricsTime, Queue, Worker, type Job, type JobJson } from 'bullmq';
+import { MetricsTime, Queue, type Processor, type Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
-import { EVENT } from '../shared/events.js';
+import { PoisonTolerantWorker } from '../shared/bullmq-internals.js';
+import { Closers, settlesWithin } from '../shared/closers.js';
 import type { JobData } from '../shared/job-data.js';
 import { BatchStore } from '../shared/batch-store.js';
 import { JobRecords, type FinalizeOutcome } from '../shared/job-record.js';
-import { redisKeys } from '../shared/keys.js';
+import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { assertNoEviction } from '../shared/redis-policy.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
@@ -22,6 +23,7 @@ import { createUrlInputFetcher } from './fetch-input-url.js';
 import { Spool } from './spool.js';
 import type { WorkerMetrics } from './metrics.js';
 import { WebhookService } from './webhooks.js';
+import { recordBullFailure } from './final-failure.js';
 
 /** BullMQ's limiter max when RATE_LIMIT_MAX is unset: a limiter must exist for 429 back-off to hold. */
 export const UNLIMITED_STARTS = 1_000_000;
@@ -67,19 +69,6 @@ export interface FluxqWorker {
   close(): Promise<void>;
 }
 
-/** BullMQ parses job data itself; data that is not JSON must fail the job, not the worker. */
-class FluxqBullWorker extends Worker<JobData, JobResult> {
-  protected override createJob(data: JobJson, jobId: string): Job<JobData, JobResult> {
-    try {
-      return super.createJob(data, jobId);
-    } catch (err) {
-      const job = super.createJob({ ...data, data: '{}' }, jobId);
-      (job as Job & { fluxqPoison?: string }).fluxqPoison = `job data is not valid JSON (${(err as Error).message}); it was not written by fluxq`;
-      return job;
-    }
-  }
-}
-
 async function applyQueueSettings(queue: Queue, config: Config, adaptive: AdaptiveConcurrency | undefined): Promise<void> {
   const g = config.worker.globalConcurrency;
   if (typeof g === 'number') await queue.setGlobalConcurrency(g);
@@ -87,34 +76,62 @@ async function applyQueueSettings(queue: Queue, config: Config, adaptive: Adapti
   else await queue.removeGlobalConcurrency();
 }
 
-/** Build a generation worker from its configuration and clients (no globals, no signals). */
-export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
-  const { config, redis, s3, flux, logger } = opts;
-  const log = logger.child({ component: 'worker' });
+/** The worker's own count of runs in progress (what shutdown reports as in flight). */
+class InFlight {
+  #n = 0;
+  get count(): number {
+    return this.#n;
+  }
+  /** `processor`, counting its runs (it keeps three parameters: BullMQ passes the AbortSignal only to those). */
+  counting<D, R>(processor: Processor<D, R>): Processor<D, R> {
+    return async (job, token, signal) => {
+      this.#n++;
+      try {
+        return await processor(job, token, signal);
+      } finally {
+        this.#n--;
+      }
+    };
+  }
+}
+
+/** What the processor works with besides its deps: built once, each closed by `closers`. */
+interface Services {
+  keys: RedisKeys;
+  records: JobRecords;
+  queue: Queue<JobData, JobResult>;
+  urlInputs: ReturnType<typeof createUrlInputFetcher>;
+  webhooks: WebhookService;
+  completer: BatchCompleter;
+  adaptive: AdaptiveConcurrency | undefined;
+}
+
+function createServices(opts: CreateWorkerOptions, log: Logger, closers: Closers): Services {
+  const { config, redis } = opts;
   const keys = redisKeys(config.queue.prefix, config.queue.name);
   const records = new JobRecords(redis, keys, { ttlS: config.idempotencyTtlS, eventsMaxLen: config.events.maxLen });
-  const queue = new Queue<JobData, JobResult>(config.queue.name, { connection: redis, prefix: config.queue.prefix });
+  closers.add('upstream client', opts.flux, (f) => f.close());
+  const queue = closers.add('queue', new Queue<JobData, JobResult>(config.queue.name, { connection: redis, prefix: config.queue.prefix }), (q) => q.close());
   queue.on('error', (err) => log.error({ err }, 'queue connection error'));
-  const limiterMax = config.worker.rateLimit?.max ?? UNLIMITED_STARTS;
-  const spool = new Spool(config.worker.spoolDir ?? join(tmpdir(), 'fluxq-spool'), config.worker.spoolMaxBytes, log);
+  const urlInputs = closers.add(
+    'input URL fetcher',
+    createUrlInputFetcher({
+      allowPrivate: config.inputs.allowPrivateUrls,
+      timeoutMs: config.inputs.urlTimeoutMs,
+      maxBytes: config.inputs.maxBytes,
+      ca: opts.tlsCa,
+      resolver: opts.resolver,
+    }),
+    (u) => u.close(),
+  );
+  const webhooks = closers.add('webhooks', new WebhookService({ config, redis, keys, log, resolver: opts.resolver }), (w) => w.close());
   const batches = new BatchStore(redis, keys, { eventsMaxLen: config.events.maxLen });
-  const completer = new BatchCompleter({ batches, records, s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix, log, sweepMs: opts.sweepMs });
-  const webhooks = new WebhookService({ config, redis, keys, log, resolver: opts.resolver });
-  const urlInputs = createUrlInputFetcher({
-    allowPrivate: config.inputs.allowPrivateUrls,
-    timeoutMs: config.inputs.urlTimeoutMs,
-    maxBytes: config.inputs.maxBytes,
-    ca: opts.tlsCa,
-    resolver: opts.resolver,
-  });
-  /** A job became final: queue its webhook now, and finish its batch when it was the last. */
-  const onFinalized = (fin: FinalizeOutcome, batchId: string | undefined) => {
-    if (fin.eventId) webhooks.kick();
-    if (fin.batchFinished && batchId) void completer.complete(batchId).then(() => webhooks.kick());
-  };
-
+  const completer = closers.add(
+    'batch completer',
+    new BatchCompleter({ batches, records, s3: opts.s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix, log, sweepMs: opts.sweepMs }),
+    (c) => c.stop(),
+  );
   const m = opts.metrics;
-  const hooks = opts.hooks ?? {};
   const adaptive =
     config.worker.globalConcurrency === 'auto'
       ? new AdaptiveConcurrency(
@@ -125,9 +142,15 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
           (limit) => m?.globalConcurrency.set(limit),
         )
       : undefined;
+  return { keys, records, queue, urlInputs, webhooks, completer, adaptive };
+}
+
+/** Wire the upstream client's outcomes to the metrics and the adaptive controller; returns the 429 feed. */
+function observeUpstream(opts: CreateWorkerOptions, adaptive: AdaptiveConcurrency | undefined, log: Logger): (outcome: 'ok' | '429', retryAfterMs?: number) => void {
+  const { config, metrics: m } = opts;
   const feed = (outcome: 'ok' | '429', retryAfterMs?: number) =>
     void adaptive?.observe(outcome, retryAfterMs).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'adaptive concurrency update failed'));
-  flux.observe((o) => {
+  opts.flux.observe((o) => {
     m?.observeUpstream(o);
     if (o.status === 200 && o.kind === undefined) feed('ok');
   });
@@ -135,19 +158,34 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     m.concurrency.set(config.worker.concurrency);
     m.globalConcurrency.set(typeof config.worker.globalConcurrency === 'number' ? config.worker.globalConcurrency : 0);
   }
-  const deps: ProcessorDeps = {
+  return feed;
+}
+
+function processorDeps(opts: CreateWorkerOptions, s: Services, feed: (outcome: 'ok' | '429', retryAfterMs?: number) => void, log: Logger): ProcessorDeps {
+  const { config, redis, metrics: m } = opts;
+  const hooks = opts.hooks ?? {};
+  return {
     config,
-    s3,
-    flux,
-    records,
-    spool,
-    queue,
+    s3: opts.s3,
+    flux: opts.flux,
+    records: s.records,
+    spool: new Spool(config.worker.spoolDir ?? join(tmpdir(), 'fluxq-spool'), config.worker.spoolMaxBytes, log),
+    queue: s.queue,
     prices: { firstMpUsd: config.budget.priceFirstMpUsd, extraMpUsd: config.budget.priceExtraMpUsd },
-    onFinalized,
+    // A job became final: queue its webhook now, and finish its batch when it was the last.
+    onFinalized: (fin: FinalizeOutcome, batchId: string | undefined) => {
+      if (fin.eventId) s.webhooks.kick();
+      if (fin.batchFinished && batchId) void s.completer.complete(batchId).then(() => s.webhooks.kick());
+    },
     log,
-    control: { queue, redis, keys, eventsMaxLen: config.events.maxLen },
-    inputs: { s3, maxBytes: config.inputs.maxBytes, allowedBuckets: allowedInputBuckets(config) ?? [], fetchUrl: (field, url, signal) => urlInputs.fetch(field, url, signal) },
-    limiterMax,
+    control: { queue: s.queue, redis, keys: s.keys, eventsMaxLen: config.events.maxLen },
+    inputs: {
+      s3: opts.s3,
+      maxBytes: config.inputs.maxBytes,
+      allowedBuckets: allowedInputBuckets(config) ?? [],
+      fetchUrl: (field, url, signal) => s.urlInputs.fetch(field, url, signal),
+    },
+    limiterMax: config.worker.rateLimit?.max ?? UNLIMITED_STARTS,
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
     ...(opts.testHooks ? { testHooks: opts.testHooks } : {}),
     onRateLimited: (ms) => {
@@ -169,17 +207,19 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     },
     onRetry: () => {
       m?.jobsRetried.inc();
-      void redis.hincrby(keys.stats, 'retried', 1).catch(() => undefined);
+      void redis.hincrby(s.keys.stats, 'retried', 1).catch(() => undefined);
     },
   };
+}
 
-  const worker = new FluxqBullWorker(config.queue.name, createProcessor(deps), {
+function createBullWorker(config: Config, redis: RedisClient, processor: Processor<JobData, JobResult>): Worker<JobData, JobResult> {
+  return new PoisonTolerantWorker<JobData, JobResult>(config.queue.name, processor, {
     connection: redis,
     prefix: config.queue.prefix,
     concurrency: config.worker.concurrency,
     autorun: false,
     // Always a limiter: BullMQ honours a queue.rateLimit() window only when one is set.
-    limiter: { max: limiterMax, duration: config.worker.rateLimit?.durationMs ?? 1000 },
+    limiter: { max: config.worker.rateLimit?.max ?? UNLIMITED_STARTS, duration: config.worker.rateLimit?.durationMs ?? 1000 },
     // Minutes-long calls: the lock is renewed every lockDuration/2 while the process
     // lives, so lockDuration bounds how long a dead worker's jobs wait to be picked up.
     lockDuration: config.worker.lockDurationMs,
@@ -193,90 +233,86 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     removeOnFail: config.worker.keepFailed,
     metrics: { maxDataPoints: MetricsTime.ONE_WEEK * 2 },
   });
+}
 
+/** Log the worker's troubles; record failures BullMQ decided without the processor. */
+function watchWorker(worker: Worker<JobData, JobResult>, deps: ProcessorDeps, log: Logger): void {
   worker.on('error', (err) => log.error({ err }, 'worker error'));
   worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its worker died or was blocked); it will run again'));
-  // BullMQ can fail a job without our processor (stall limit, maxStartedAttempts,
-  // unparseable data): record it and emit job.failed there too. finalize() is
-  // idempotent, so a job the processor already recorded is left alone.
   worker.on('failed', (job, err) => {
-    if (!job?.id || !job.finishedOn) return;
-    const jobId = job.id;
-    records
-      .get(jobId)
-      .then(async (rec) => {
-        if (rec?.state) return;
-        const reason = err.message.includes(':') ? err.message : `internal: ${err.message}`;
-        const data = job.data as Partial<JobData> | undefined;
-        const batchId = rec?.batchId ?? data?.batch;
-        const fin = await records.finalize(jobId, {
-          state: 'failed',
-          batchId,
-          webhook: data?.webhook,
-          error: reason,
-          event: {
-            type: EVENT.jobFailed,
-            data: { jobId, ...(batchId ? { batchId } : {}), error: reason, attempts: rec?.attempts ?? 0, possibly_billed: rec?.possiblyBilled ?? 0 },
-          },
-        });
-        if (fin.recorded) onFinalized(fin, batchId);
-        deps.onFinalFailure?.(jobId, reason);
-      })
-      .catch((e: unknown) => log.error({ err: e, jobId }, 'could not record a failure'));
+    if (!job) return;
+    recordBullFailure(deps, job, err, log).catch((e: unknown) => log.error({ err: e, jobId: job.id }, 'could not record a failure'));
   });
+}
 
-  const ready = (async () => {
-    await worker.waitUntilReady();
-    await assertNoEviction(redis, log);
-    await applyQueueSettings(queue, config, adaptive);
-    if (opts.autorun !== false) {
-      void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));
-      webhooks.start();
-      completer.start();
-    }
-    log.info(
-      {
-        queue: config.queue.name,
-        prefix: config.queue.prefix,
-        concurrency: config.worker.concurrency,
-        globalConcurrency: config.worker.globalConcurrency ?? null,
-        rateLimit: config.worker.rateLimit ?? null,
-        upstream: flux.urlFor(config.flux.model),
-      },
-      'worker ready',
-    );
-  })();
+/**
+ * Stop taking jobs and let in-flight ones finish until the deadline; then cut the rest
+ * off (the processor puts them back to the queue with their checkpoint).
+ */
+async function drainWorker(worker: Worker<JobData, JobResult>, deadlineMs: number, inFlight: InFlight, log: Logger): Promise<void> {
+  log.info({ inFlight: inFlight.count, deadlineMs }, 'shutting down: no new jobs, finishing in-flight ones');
+  const graceful = worker.close();
+  if (await settlesWithin(graceful, deadlineMs)) return;
+  log.warn('shutdown deadline reached: cutting off in-flight jobs; they go back to the queue');
+  worker.cancelAllJobs('shutdown deadline');
+  await settlesWithin(graceful, CUT_OFF_GRACE_MS);
+  await worker.close(true).catch(() => undefined);
+}
+
+/** How long cut-off runs get to put their jobs back before the worker is forced closed. */
+const CUT_OFF_GRACE_MS = 10_000;
+
+/** Connect, check Redis, apply the queue's settings, then (autorun) start fetching and the background loops. */
+async function startWorker(opts: CreateWorkerOptions, worker: Worker<JobData, JobResult>, s: Services, log: Logger): Promise<void> {
+  const { config } = opts;
+  await worker.waitUntilReady();
+  await assertNoEviction(opts.redis, log);
+  await applyQueueSettings(s.queue, config, s.adaptive);
+  if (opts.autorun !== false) {
+    void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));
+    s.webhooks.start();
+    s.completer.start();
+  }
+  log.info(
+    {
+      queue: config.queue.name,
+      prefix: config.queue.prefix,
+      concurrency: config.worker.concurrency,
+      globalConcurrency: config.worker.globalConcurrency ?? null,
+      rateLimit: config.worker.rateLimit ?? null,
+      upstream: opts.flux.urlFor(config.flux.model),
+    },
+    'worker ready',
+  );
+}
+
+/** Build a generation worker from its configuration and clients (no globals, no signals). */
+export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
+  const log = opts.logger.child({ component: 'worker' });
+  const closers = new Closers(log);
+  const services = createServices(opts, log, closers);
+  const feed = observeUpstream(opts, services.adaptive, log);
+  const deps = processorDeps(opts, services, feed, log);
+  const inFlight = new InFlight();
+  const deadlineMs = opts.config.worker.shutdownTimeoutMs;
+  const worker = closers.add(
+    'worker',
+    createBullWorker(opts.config, opts.redis, inFlight.counting(createProcessor(deps))),
+    (w) => drainWorker(w, deadlineMs, inFlight, log),
+    deadlineMs + CUT_OFF_GRACE_MS + 10_000,
+  );
+  watchWorker(worker, deps, log);
+  const ready = startWorker(opts, worker, services, log);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await ready.catch(() => undefined);
-      const deadlineMs = config.worker.shutdownTimeoutMs;
-      log.info({ inFlight: (worker as unknown as { lockManager?: { getActiveJobCount(): number } }).lockManager?.getActiveJobCount() ?? null, deadlineMs }, 'shutting down: no new jobs, finishing in-flight ones');
-      const graceful = worker.close();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), deadlineMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        log.warn('shutdown deadline reached: cutting off in-flight jobs; they go back to the queue');
-        worker.cancelAllJobs('shutdown deadline');
-        await Promise.race([graceful, new Promise((r) => setTimeout(r, 10_000))]);
-        await worker.close(true).catch(() => undefined);
-      }
-      await completer.stop().catch(() => undefined);
-      await webhooks.close().catch(() => undefined);
-      await urlInputs.close().catch(() => undefined);
-      await queue.close().catch(() => undefined);
-      await flux.close().catch(() => undefined);
+      await closers.close();
       log.info('worker closed');
     })();
     return closing;
   };
 
-  return { worker, queue, ready, close };
+  return { worker, queue: services.queue, ready, close };
 }
