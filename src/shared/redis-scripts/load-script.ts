@@ -4,9 +4,10 @@ import { readFileSync } from 'node:fs';
  * A Redis script read from its `.lua` file in `lua/` (next to this module in `src/` and,
  * copied by `npm run build`, in `dist/`). A line `--- @include "includes/name"` is replaced
  * by `lua/includes/name.lua` (each include at most once per script, nested includes
- * allowed), as BullMQ does with its commands. The file's header names its keys in KEYS
- * order (`KEYS[1] idRecord  …`); they must be the `keyNames` the TypeScript wrapper
- * declares, so a wrapper passes a keys object by name and never an order kept by hand.
+ * allowed), as BullMQ does with its commands. A header comment names the keys in KEYS
+ * order (`KEYS[1] idRecord  …`: the script's own, or an include's that several scripts
+ * share); they must be the `keyNames` the TypeScript wrapper declares, so a wrapper
+ * passes a keys object by name and never an order kept by hand.
  */
 export interface RedisScript<K extends string> {
   /** The file name without `.lua`, e.g. `start-call`. */
@@ -50,10 +51,14 @@ function splice(source: string, from: string, seen: Set<string>): string {
   });
 }
 
-/** The KEYS names a script's own header declares, in order. */
+/** The KEYS names a script's header comments declare, in order. */
 export function declaredKeys(source: string): string[] {
   const names: string[] = [];
-  for (const m of source.matchAll(KEY_LINE)) names[Number(m[1]) - 1] = m[2] as string;
+  for (const m of source.matchAll(KEY_LINE)) {
+    const i = Number(m[1]) - 1;
+    if (names[i] !== undefined && names[i] !== m[2]) throw new ScriptFileError(`KEYS[${i + 1}] is declared twice: ${names[i]} and ${m[2]}`);
+    names[i] = m[2] as string;
+  }
   return names;
 }
 
@@ -62,10 +67,10 @@ function commandName(name: string): string {
 }
 
 export function loadScript<K extends string>(name: string, keyNames: readonly K[]): RedisScript<K> {
-  const own = readLua(name);
-  const declared = declaredKeys(own);
+  const lua = splice(readLua(name), name, new Set());
+  const declared = declaredKeys(lua);
   if (declared.length !== keyNames.length || declared.some((k, i) => k !== keyNames[i])) {
     throw new ScriptFileError(`${name}.lua declares KEYS [${declared.join(', ')}] but its wrapper passes [${keyNames.join(', ')}]: make them the same, in order`);
   }
-  return { name, command: commandName(name), keyNames, lua: splice(own, name, new Set()) };
+  return { name, command: commandName(name), keyNames, lua };
 }

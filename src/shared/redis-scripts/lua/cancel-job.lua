@@ -2,13 +2,8 @@
   Cancel the job's current generation unless it already ended or an upstream call has
   started in it, in one step with the check.
 
-  KEYS[1] idRecord        the job's id record
-  KEYS[2] events          the events stream
-  KEYS[3] batch           the batch hash (`batch:-` for a job without a batch)
-  KEYS[4] batchOpen       the batch's open set
-  KEYS[5] batchesPending  batches that owe batch.completed
-  KEYS[6] webhookOutbox   webhook deliveries waiting to be queued
-  KEYS[7] stats           the fleet totals
+  KEYS: the seven of includes/make-final.lua (idRecord, events, batch, batchOpen,
+        batchesPending, webhookOutbox, stats)
   ARGV[1] JSON { jobId, batchId?, ttlS, eventsMaxLen, now }
   Returns JSON { outcome = 'cancelled' | 'final' | 'active', batchFinished }
 
@@ -17,13 +12,10 @@
   call start, whichever Redis runs first wins, so a job is either cancelled with no
   upstream call or reported active, never both cancelled and paid. A worker may hold the
   job (picked up, no call yet): it finds it cancelled at start-call and ends the run
-  without a call. The cancel writes no event here (the caller reports it).
+  without a call. A cancel writes no event and no webhook.
 ]]
 --- @include "includes/make-final"
-local k = {
-  idRecord = KEYS[1], events = KEYS[2], batch = KEYS[3], batchOpen = KEYS[4],
-  batchesPending = KEYS[5], webhookOutbox = KEYS[6], stats = KEYS[7],
-}
+local k = finalisationKeys
 local args = cjson.decode(ARGV[1])
 
 local gen = redis.call('HGET', k.idRecord, 'gen') or '1'

@@ -1,7 +1,13 @@
 --[[
   makeFinal(k, args): make the job's current generation final, once. Shared by
-  finalize-job.lua and cancel-job.lua.
-  k: { idRecord, events, batch, batchOpen, batchesPending, webhookOutbox, stats }
+  finalize-job.lua and cancel-job.lua, whose KEYS are these (as `finalisationKeys`):
+  KEYS[1] idRecord        the job's id record
+  KEYS[2] events          the events stream
+  KEYS[3] batch           the batch hash (`batch:-` for a job without a batch)
+  KEYS[4] batchOpen       the batch's open set
+  KEYS[5] batchesPending  batches that owe batch.completed
+  KEYS[6] webhookOutbox   webhook deliveries waiting to be queued
+  KEYS[7] stats           the fleet totals
   args: { state, result?, error?, event? = { type, data }, eventsMaxLen, ttlS, batchId?,
           jobId, webhook? = { url, secret }, now }
   Returns { recorded, eventId, batchFinished }: recorded false (and nothing written) when
@@ -11,6 +17,11 @@
   run that empties the set marks the batch finished (once per unfinished → finished
   transition) and owes batch.completed (the batch joins the pending set).
 ]]
+local finalisationKeys = {
+  idRecord = KEYS[1], events = KEYS[2], batch = KEYS[3], batchOpen = KEYS[4],
+  batchesPending = KEYS[5], webhookOutbox = KEYS[6], stats = KEYS[7],
+}
+
 local function makeFinal(k, args)
   local gen = redis.call('HGET', k.idRecord, 'gen') or '1'
   if redis.call('HGET', k.idRecord, 'final') == gen then return {recorded = false, eventId = '', batchFinished = false} end
