@@ -21,7 +21,7 @@ function collect(path: string, out: string[]): void {
 }
 
 const args = process.argv.slice(2);
-const roots = args.length > 0 ? args : ['test/unit', 'test/integration', 'test/faults'];
+const roots = args.length > 0 ? args : ['test/unit', 'test/redis-scripts', 'test/integration', 'test/faults'];
 const files: string[] = [];
 for (const root of roots) {
   try {

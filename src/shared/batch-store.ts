@@ -3,12 +3,13 @@ import { activeOrDelayed } from './bullmq-internals.js';
 import type { EventData } from './events.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
+import { addBatchJobs, emitBatchCompleted } from './redis-scripts/batch-record.js';
 
 /**
  * The batch record `{prefix}:batch:{id}` (a hash) and its member sets: totals, final
  * counts, the megapixel and cost ledger, budget and batch webhook. Counts move only
- * inside the job scripts of job-record.ts (a job leaves the open set once per
- * generation), so they stay exact under concurrent workers, retries and crashes.
+ * inside the job scripts (redis-scripts/lua/: finalize-job, cancel-job, reopen-job; a
+ * job leaves the open set once per generation), so they stay exact under concurrent workers, retries and crashes.
  * `fin_gen` counts unfinished → finished transitions and `emitted_gen` how many of them
  * have had their batch.completed; the difference is owed (kept in a pending set, so a
  * worker that dies before writing the manifest leaves the work to another).
@@ -74,65 +75,6 @@ function toBatch(batchId: string, v: (string | null)[]): BatchRecord | undefined
   };
 }
 
-// KEYS[1] batch hash, KEYS[2] members set, KEYS[3] open set.
-// ARGV[1] now, ARGV[2] max MP or '', ARGV[3] webhook url or '', ARGV[4] secret, ARGV[5..] new job ids.
-// New members raise the total and join the open set; the batch is unfinished again.
-const ADD_JOBS = `
-redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'max_mp', ARGV[2]) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'webhook_url', ARGV[3], 'webhook_secret', ARGV[4]) end
-local added = 0
-for i = 5, #ARGV do
-  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
-    added = added + 1
-    redis.call('SADD', KEYS[3], ARGV[i])
-  end
-end
-if added > 0 then
-  redis.call('HINCRBY', KEYS[1], 'total', added)
-  redis.call('HDEL', KEYS[1], 'finished')
-end
-return added
-`;
-
-// KEYS[1] batch hash, KEYS[2] events, KEYS[3] pending set, KEYS[4] webhook outbox.
-// ARGV[1] batch id, ARGV[2] stream max len, ARGV[3] event data json, ARGV[4] now.
-// Emit batch.completed for every transition not yet emitted, once. With empty data it
-// only drops the batch from the pending set when nothing is owed (atomically, so a
-// transition that happens meanwhile is never lost) and returns 'owed' otherwise.
-const EMIT_COMPLETED = `
-local fin = tonumber(redis.call('HGET', KEYS[1], 'fin_gen') or '0')
-local emitted = tonumber(redis.call('HGET', KEYS[1], 'emitted_gen') or '0')
-if emitted >= fin then
-  redis.call('SREM', KEYS[3], ARGV[1])
-  return ''
-end
-if ARGV[3] == '' then return 'owed' end
-redis.call('HSET', KEYS[1], 'emitted_gen', fin)
-local sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'batch.completed', 'data', ARGV[3])
-local url = redis.call('HGET', KEYS[1], 'webhook_url')
-if url then
-  redis.call('RPUSH', KEYS[4], cjson.encode({id = sid, url = url, secret = redis.call('HGET', KEYS[1], 'webhook_secret'), type = 'batch.completed', data = ARGV[3], batchId = ARGV[1], at = tonumber(ARGV[4])}))
-end
-redis.call('SREM', KEYS[3], ARGV[1])
-return sid
-`;
-
-interface ScriptedRedis {
-  fluxqBatchAdd(batch: string, members: string, open: string, ...args: (string | number)[]): Promise<number>;
-  fluxqBatchEmit(batch: string, events: string, pending: string, outbox: string, ...args: (string | number)[]): Promise<string>;
-}
-
-function withScripts(redis: RedisClient): RedisClient & ScriptedRedis {
-  const r = redis as RedisClient & ScriptedRedis & { fluxqBatchScripts?: true };
-  if (!r.fluxqBatchScripts) {
-    redis.defineCommand('fluxqBatchAdd', { numberOfKeys: 3, lua: ADD_JOBS });
-    redis.defineCommand('fluxqBatchEmit', { numberOfKeys: 4, lua: EMIT_COMPLETED });
-    r.fluxqBatchScripts = true;
-  }
-  return r;
-}
-
 export interface OpenCounts {
   waiting: number;
   active: number;
@@ -140,28 +82,25 @@ export interface OpenCounts {
 }
 
 export class BatchStore {
-  readonly #redis: RedisClient & ScriptedRedis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
   readonly #eventsMaxLen: number;
 
   constructor(redis: RedisClient, keys: RedisKeys, opts: { eventsMaxLen: number }) {
-    this.#redis = withScripts(redis);
+    this.#redis = redis;
     this.#keys = keys;
     this.#eventsMaxLen = opts.eventsMaxLen;
   }
 
   /** Add new member jobs (and the batch's options); returns how many were new. */
   async addJobs(batchId: string, jobIds: readonly string[], opts: BatchOptions = {}): Promise<number> {
-    return this.#redis.fluxqBatchAdd(
-      this.#keys.batch(batchId),
-      this.#keys.batchJobs(batchId),
-      this.#keys.batchOpen(batchId),
-      Date.now(),
-      opts.maxMegapixels ?? '',
-      opts.webhook?.url ?? '',
-      opts.webhook?.secret ?? '',
-      ...jobIds,
-    );
+    const keys = { batch: this.#keys.batch(batchId), batchJobs: this.#keys.batchJobs(batchId), batchOpen: this.#keys.batchOpen(batchId) };
+    return addBatchJobs(this.#redis, keys, {
+      jobIds,
+      now: Date.now(),
+      maxMp: opts.maxMegapixels,
+      webhook: opts.webhook?.url ? opts.webhook : undefined,
+    });
   }
 
   async get(batchId: string): Promise<BatchRecord | undefined> {
@@ -230,24 +169,16 @@ export class BatchStore {
 
   /** Whether the batch owes a batch.completed; drops it from the pending set when not. */
   async owesCompletion(batchId: string): Promise<boolean> {
-    return (await this.#emit(batchId, '')) === 'owed';
+    return (await this.#emit(batchId, undefined)).owed === true;
   }
 
   /** Emit the owed batch.completed (and queue the batch webhook); '' when nothing was owed. */
-  emitCompleted(batchId: string, data: EventData['batch.completed']): Promise<string> {
-    return this.#emit(batchId, JSON.stringify(data));
+  async emitCompleted(batchId: string, data: EventData['batch.completed']): Promise<string> {
+    return (await this.#emit(batchId, JSON.stringify(data))).eventId ?? '';
   }
 
-  async #emit(batchId: string, data: string): Promise<string> {
-    return this.#redis.fluxqBatchEmit(
-      this.#keys.batch(batchId),
-      this.#keys.events,
-      this.#keys.batchesPending,
-      this.#keys.webhookOutbox,
-      batchId,
-      this.#eventsMaxLen,
-      data,
-      Date.now(),
-    );
+  #emit(batchId: string, data: string | undefined) {
+    const keys = { batch: this.#keys.batch(batchId), events: this.#keys.events, batchesPending: this.#keys.batchesPending, webhookOutbox: this.#keys.webhookOutbox };
+    return emitBatchCompleted(this.#redis, keys, { batchId, eventsMaxLen: this.#eventsMaxLen, data, now: Date.now() });
   }
 }

@@ -11,12 +11,13 @@ import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact-url.js';
 import type { RedisClient } from '../shared/redis.js';
+import { deadLetterWebhookEntry } from '../shared/redis-scripts/webhook-dead-letter.js';
 import { parseOutboxEntry, type OutboxEntry } from './webhook-outbox-entry.js';
 
 /**
  * Webhooks (SPEC §5): a job's final event to its `webhook_url`, a batch's
  * `batch.completed` to the batch webhook. The delivery request is written into an
- * outbox in the same script as its event (job-record.ts, batch-store.ts), a relay moves
+ * outbox in the same script as its event (shared/redis-scripts/lua/), a relay moves
  * it into its own BullMQ queue, and a webhook worker POSTs `{ type, data }` signed per
  * Standard Webhooks, retrying with backoff on non-2xx and timeouts. When it gives up,
  * `webhook.failed` is emitted once. An outbox entry that is not a delivery is set aside
@@ -53,17 +54,6 @@ type UnusableEntry = Extract<OutboxEntry, { ok: false }>;
 
 /** How many unusable outbox entries the dead-letter list keeps (the newest). */
 export const DEAD_LETTER_MAX = 1000;
-
-// KEYS[1] relaying list, KEYS[2] dead-letter list; ARGV[1] the entry, ARGV[2] the cap.
-// Moved once even when two relays find the same entry.
-const DEAD_LETTER = `
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-  return 1
-end
-return 0
-`;
 
 export interface WebhookServiceDeps {
   config: Config;
@@ -162,8 +152,8 @@ export class WebhookService {
         await emitEvent(redis, keys.events, config.events.maxLen, EVENT.webhookFailed, { ...target, url: redactUrl(bad.url), attempts: 0, error });
       }
     }
-    const moved = await redis.eval(DEAD_LETTER, 2, keys.webhookRelaying, keys.webhookDead, raw, DEAD_LETTER_MAX);
-    if (moved === 1) {
+    const moved = await deadLetterWebhookEntry(redis, { relaying: keys.webhookRelaying, dead: keys.webhookDead }, { entry: raw, keep: DEAD_LETTER_MAX });
+    if (moved) {
       log.warn({ ...target, ...(bad.url ? { url: redactUrl(bad.url) } : {}), problem: bad.problem, list: keys.webhookDead }, 'webhook outbox entry unusable: moved to the dead-letter list; relaying goes on');
     }
   }

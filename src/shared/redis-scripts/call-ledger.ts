@@ -1,0 +1,103 @@
+import type { RedisClient } from '../redis.js';
+import { loadScript } from './load-script.js';
+import { runScript } from './run-script.js';
+
+/**
+ * The call ledger of a job (lua/begin-run.lua, start-call.lua, renew-call.lua,
+ * settle-call.lua): upstream calls started and settled, attempts spent, calls possibly
+ * billed, and each call's lease, counted in Redis under an operation id so a call
+ * counts once whichever run settles it and however often ioredis re-sends a script.
+ */
+
+export const BEGIN_RUN = loadScript('begin-run', ['idRecord', 'batch', 'stats', 'calls']);
+export const START_CALL = loadScript('start-call', ['idRecord', 'limiter', 'batch', 'calls']);
+export const RENEW_CALL = loadScript('renew-call', ['calls']);
+export const SETTLE_CALL = loadScript('settle-call', ['idRecord', 'batch', 'stats', 'calls']);
+
+export interface BeginRunKeys {
+  idRecord: string;
+  /** The batch hash (`batch:-` when the job has none). */
+  batch: string;
+  stats: string;
+  calls: string;
+}
+
+export interface BeginRunArgs {
+  ttlS: number;
+  batchId?: string | undefined;
+  /** The caller's clock (ms), recorded as the batch's `started`. */
+  now: number;
+}
+
+export interface BeginRunReply {
+  /** Every field of the id record, by name. */
+  record: Record<string, string>;
+  orphanedCalls: number;
+}
+
+export function beginRun(redis: RedisClient, keys: BeginRunKeys, args: BeginRunArgs): Promise<BeginRunReply> {
+  return runScript(redis, BEGIN_RUN, keys, args);
+}
+
+export interface StartCallKeys {
+  idRecord: string;
+  /** BullMQ's limiter key. */
+  limiter: string;
+  batch: string;
+  calls: string;
+}
+
+export interface StartCallArgs {
+  /** The call's operation id: a re-sent script finds it and counts nothing again. */
+  opId: string;
+  leaseMs: number;
+  ttlS: number;
+  /** The limiter max in force, to tell a 429 back-off window from an ordinary one. */
+  limiterMax: number;
+  batchId?: string | undefined;
+  /** The budget of a batch without its own `max_mp`. */
+  defaultMaxMp?: number | undefined;
+}
+
+export type StartCallReply =
+  | { verdict: 'ok' }
+  | { verdict: 'final'; state: string }
+  | { verdict: 'rate_limited'; ttlMs: number }
+  | { verdict: 'budget'; maxMp: number };
+
+export function startCall(redis: RedisClient, keys: StartCallKeys, args: StartCallArgs): Promise<StartCallReply> {
+  return runScript(redis, START_CALL, keys, args);
+}
+
+export interface RenewCallArgs {
+  opId: string;
+  leaseMs: number;
+}
+
+export async function renewCall(redis: RedisClient, keys: { calls: string }, args: RenewCallArgs): Promise<boolean> {
+  return (await runScript<'calls', { renewed: boolean }>(redis, RENEW_CALL, keys, args)).renewed;
+}
+
+export type SettleCallKeys = BeginRunKeys;
+
+export interface SettleCallArgs {
+  opId: string;
+  /** The call spends one of the job's attempts. */
+  spendsAttempt: boolean;
+  /** The upstream may have generated and billed (no definite answer). */
+  ambiguous: boolean;
+  ttlS: number;
+  batchId?: string | undefined;
+  outputMp: number;
+  inputMp: number;
+  costMicroUsd: number;
+}
+
+export interface SettleCallReply {
+  attempts: number;
+  possiblyBilled: number;
+}
+
+export function settleCall(redis: RedisClient, keys: SettleCallKeys, args: SettleCallArgs): Promise<SettleCallReply> {
+  return runScript(redis, SETTLE_CALL, keys, args);
+}

@@ -1,0 +1,53 @@
+--[[
+  Start of a worker run: count the job's orphaned calls, return its id record.
+
+  KEYS[1] idRecord  the job's id record (hash)
+  KEYS[2] batch     the batch hash (`batch:-` for a job without a batch)
+  KEYS[3] stats     the fleet totals (hash)
+  KEYS[4] calls     the job's calls (hash: op id → lease end in ms while in flight,
+                    's' settled, 'o' counted orphaned)
+  ARGV[1] JSON { ttlS, batchId?, now }   now: the caller's clock in ms, for the batch's `started`
+  Returns JSON { record = the id record's fields by name, orphanedCalls }
+
+  A call whose lease ran out belongs to a run that died or was cut off mid-call: the
+  upstream may have generated and billed, so it counts as an attempt and as possibly
+  billed, once, on the job and on its batch. A call whose lease still runs belongs to a
+  run that is alive (it lost its BullMQ lock, say, and this is a second run of the job):
+  it is left in flight for its own run to settle.
+  Why a lease and not BullMQ's lock: this run holds the job's lock by now, whether the
+  other run is dead or alive, so the lock cannot tell them apart. The run renews the
+  lease every LOCK_DURATION_MS/4 and the lease lasts LOCK_DURATION_MS/2, while BullMQ
+  renews the lock at most every LOCK_DURATION_MS/2 for LOCK_DURATION_MS: a dead run's
+  lease has run out by the time its lock has, which is before another run can begin.
+  A live run whose event loop stalls longer than the lease is counted orphaned here; its
+  late settlement then adds no second attempt (see settle-call.lua).
+]]
+--- @include "includes/now-ms"
+local idRecord, batch, stats, calls = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local args = cjson.decode(ARGV[1])
+
+local now = nowMs()
+local orphaned = 0
+local inFlight = redis.call('HGETALL', calls)
+for i = 1, #inFlight, 2 do
+  local leaseEnd = tonumber(inFlight[i + 1])
+  if leaseEnd and leaseEnd <= now then
+    redis.call('HSET', calls, inFlight[i], 'o')
+    orphaned = orphaned + 1
+  end
+end
+if orphaned > 0 then
+  redis.call('HINCRBY', idRecord, 'attempts', orphaned)
+  redis.call('HINCRBY', idRecord, 'pb', orphaned)
+  redis.call('HINCRBY', idRecord, 'settled', orphaned)
+  redis.call('HINCRBY', stats, 'possibly_billed', orphaned)
+  if args.batchId then redis.call('HINCRBY', batch, 'possibly_billed', orphaned) end
+end
+redis.call('HSETNX', idRecord, 'gen', '1')
+redis.call('EXPIRE', idRecord, args.ttlS)
+if args.batchId then redis.call('HSETNX', batch, 'started', args.now) end
+
+local record = {}
+local fields = redis.call('HGETALL', idRecord)
+for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
+return cjson.encode({record = record, orphanedCalls = orphaned})

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { beginRun } from '../../src/shared/redis-scripts/call-ledger.js';
+import { ledgerKeys, scriptKit } from './script-kit.js';
+
+test('begin-run counts calls whose lease ran out as orphaned, once, and returns the id record by name', async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'j', 'b');
+  await redis.hset(k.idRecord, 'gen', '1', 'prompt', 'a fox', 'attempts', '1', 'pb', '0', 'settled', '1', 'started', '3');
+  // One call whose lease ended long ago (its run died), one alive, one settled.
+  await redis.hset(k.calls, 'dead', '1000', 'alive', String(Date.now() + 600_000), 'done', 's');
+
+  const reply = await beginRun(redis, k, { ttlS: 60, batchId: 'b', now: 1234 });
+  assert.equal(reply.orphanedCalls, 1);
+  assert.equal(reply.record.prompt, 'a fox');
+  assert.equal(reply.record.attempts, '2');
+  assert.deepEqual(await redis.hmget(k.idRecord, 'attempts', 'pb', 'settled', 'started'), ['2', '1', '2', '3']);
+  assert.deepEqual(await redis.hmget(k.calls, 'dead', 'done'), ['o', 's']);
+  assert.ok(Number(await redis.hget(k.calls, 'alive')) > Date.now(), 'a live lease stays in flight');
+  assert.equal(await redis.hget(k.stats, 'possibly_billed'), '1');
+  assert.deepEqual(await redis.hmget(k.batch, 'possibly_billed', 'started'), ['1', '1234']);
+  assert.ok((await redis.ttl(k.idRecord)) > 0);
+
+  // A second run (or a re-sent script) finds the call already counted.
+  const again = await beginRun(redis, k, { ttlS: 60, batchId: 'b', now: 9999 });
+  assert.equal(again.orphanedCalls, 0);
+  assert.deepEqual(await redis.hmget(k.idRecord, 'attempts', 'pb'), ['2', '1']);
+  assert.deepEqual(await redis.hmget(k.batch, 'possibly_billed', 'started'), ['1', '1234'], 'the batch keeps its first start');
+});
+
+test('begin-run without a batch leaves the batch hash alone and creates the record', async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'solo');
+  await redis.hset(k.calls, 'dead', '1000');
+  const reply = await beginRun(redis, k, { ttlS: 60, now: 1 });
+  assert.equal(reply.orphanedCalls, 1);
+  assert.deepEqual(reply.record, { gen: '1', attempts: '1', pb: '1', settled: '1' });
+  assert.equal(await redis.exists(k.batch), 0);
+  assert.equal(await redis.hget(k.stats, 'possibly_billed'), '1');
+});
