@@ -1,3 +1,4 @@
+import { ClassifiedError } from '../../src/worker/final-failure.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DelayedError, RateLimitError, UnrecoverableError, WaitingError, type Job, type Queue } from 'bullmq';
@@ -118,7 +119,9 @@ async function assertFails(f: Fixture, err: unknown, reason: string): Promise<vo
 
 async function assertRetried(f: Fixture, err: unknown, reason: string): Promise<void> {
   const { thrown, calls } = await outcome(f, err);
-  assert.ok(thrown instanceof Error && !(thrown instanceof UnrecoverableError) && thrown.constructor === Error, `a plain Error, so BullMQ backs off and retries: ${String(thrown)}`);
+  // Not Unrecoverable, not a BullMQ control error: BullMQ backs off and retries it; typed as
+  // classified, so a final failure BullMQ decides later keeps this reason as it is.
+  assert.ok(thrown instanceof ClassifiedError && !(thrown instanceof UnrecoverableError), `a retryable, classified error: ${String(thrown)}`);
   assert.equal(thrown.message, reason);
   assert.deepEqual(calls, [['onRetry', 'job-1', reason]], 'no final state is written');
 }
