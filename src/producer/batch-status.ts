@@ -28,10 +28,14 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undef
 export async function getBatchStatus(deps: { batches: BatchStore; queue: Queue<JobData, JobResult> }, batchId: string): Promise<BatchStatus | undefined> {
   // An id no batch can have (`x:jobs`) would name another key: unknown, nothing read.
   if (!isValidBatchId(batchId)) return undefined;
-  const rec = await deps.batches.get(batchId);
+  let rec = await deps.batches.get(batchId);
   if (!rec) return undefined;
   const [open, paused] = await Promise.all([deps.batches.openCounts(batchId), deps.queue.isPaused()]);
   const openTotal = open.waiting + open.active + open.delayed;
+  // Jobs finished between the two reads: the record read first is stale. A job leaves the
+  // open set in the same script that counts it, so once the set was seen empty, a record
+  // read after that holds every final count.
+  if (openTotal === 0) rec = (await deps.batches.get(batchId)) ?? rec;
   const status: BatchStatus = {
     batchId,
     state: openTotal === 0 && rec.total > 0 ? 'completed' : 'running',
