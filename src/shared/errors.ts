@@ -29,11 +29,7 @@ export class UpstreamError extends Error {
 
   constructor(init: UpstreamErrorInit) {
     super(formatReason(init.kind, init.status, init.type, init.detail), { cause: init.cause });
-    this.kind = init.kind;
-    this.status = init.status;
-    this.type = init.type;
-    this.detail = init.detail;
-    this.retryAfterMs = init.retryAfterMs;
+    ({ kind: this.kind, status: this.status, type: this.type, detail: this.detail, retryAfterMs: this.retryAfterMs } = init);
   }
 
   /** Permanent and account-wide errors never succeed by retrying the same job. */
@@ -174,11 +170,7 @@ export class StorageError extends Error {
 
   constructor(init: StorageErrorInit) {
     super(oneLine(`${init.doing} failed: ${init.code}${init.status ? ` (HTTP ${init.status})` : ''}: ${init.detail}`), { cause: init.cause });
-    this.kind = init.kind;
-    this.doing = init.doing;
-    this.code = init.code;
-    this.status = init.status;
-    this.detail = init.detail;
+    ({ kind: this.kind, doing: this.doing, code: this.code, status: this.status, detail: this.detail } = init);
   }
 
   /** The bucket or the credentials are wrong: no retry fixes it, every job would hit it. */
