@@ -217,8 +217,8 @@ export class JobRecords {
   }
 
   /** Undo the start of call `opId` whose request was never sent (see lua/release-call.lua). */
-  releaseCall(jobId: string, opId: string): Promise<boolean> {
-    return releaseCall(this.#redis, { idRecord: this.#keys.idRecord(jobId), calls: this.#keys.idCalls(jobId) }, { opId });
+  async releaseCall(jobId: string, opId: string): Promise<boolean> {
+    return (await releaseCall(this.#redis, { idRecord: this.#keys.idRecord(jobId), calls: this.#keys.idCalls(jobId) }, { opId })).released;
   }
 
   /** The run making call `opId` is alive: extend its lease. False when it is no longer in flight. */

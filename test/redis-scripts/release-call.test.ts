@@ -13,8 +13,8 @@ test('release-call undoes exactly the start of an unsent call (no attempt, nothi
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls'), ['1', '1']);
 
   const release = { idRecord: k.idRecord, calls: k.calls };
-  assert.equal(await releaseCall(redis, release, { opId: 'op-1' }), true);
-  assert.equal(await releaseCall(redis, release, { opId: 'op-1' }), false, 'the re-send changes nothing');
+  assert.deepEqual(await releaseCall(redis, release, { opId: 'op-1' }), { released: true });
+  assert.deepEqual(await releaseCall(redis, release, { opId: 'op-1' }), { released: false }, 'the re-send changes nothing');
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls', 'attempts', 'pb', 'settled'), ['0', '0', null, null, null]);
   assert.equal(await redis.hexists(k.calls, 'op-1'), 0);
   assert.equal(await redis.hget(k.stats, 'possibly_billed'), null);
@@ -36,9 +36,9 @@ test('release-call leaves a settled call and one another run counted orphaned as
   assert.equal((await beginRun(redis, k, { ttlS: 60, now: 1 })).orphanedCalls, 1, 'its lease ran out: counted possibly billed');
   await redis.hset(k.calls, 'done', 's');
   const release = { idRecord: k.idRecord, calls: k.calls };
-  assert.equal(await releaseCall(redis, release, { opId: 'orphan' }), false);
-  assert.equal(await releaseCall(redis, release, { opId: 'done' }), false);
-  assert.equal(await releaseCall(redis, release, { opId: 'unknown' }), false);
+  assert.deepEqual(await releaseCall(redis, release, { opId: 'orphan' }), { released: false });
+  assert.deepEqual(await releaseCall(redis, release, { opId: 'done' }), { released: false });
+  assert.deepEqual(await releaseCall(redis, release, { opId: 'unknown' }), { released: false });
   assert.deepEqual(await redis.hmget(k.calls, 'orphan', 'done'), ['o', 's']);
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls', 'attempts', 'pb'), ['1', '1', '1', '1']);
 });

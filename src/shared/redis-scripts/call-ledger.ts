@@ -112,7 +112,12 @@ export function settleCall(redis: RedisClient, keys: SettleCallKeys, args: Settl
   return runScript(redis, SETTLE_CALL, keys, args);
 }
 
-/** Undo the start of call `opId`, never sent; true when it was in flight and is now uncounted. */
-export async function releaseCall(redis: RedisClient, keys: { idRecord: string; calls: string }, args: { opId: string }): Promise<boolean> {
-  return (await runScript<'idRecord' | 'calls', { released: boolean }>(redis, RELEASE_CALL, keys, args)).released;
+export interface ReleaseCallReply {
+  /** The call was in flight under this op id and is now uncounted. */
+  released: boolean;
+}
+
+/** Undo the start of call `opId`, never sent (see lua/release-call.lua). */
+export function releaseCall(redis: RedisClient, keys: { idRecord: string; calls: string }, args: { opId: string }): Promise<ReleaseCallReply> {
+  return runScript(redis, RELEASE_CALL, keys, args);
 }
