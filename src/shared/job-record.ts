@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
-import { beginRun, renewCall, settleCall, startCall } from './redis-scripts/call-ledger.js';
+import { beginRun, releaseCall, renewCall, settleCall, startCall, type StartCallReply } from './redis-scripts/call-ledger.js';
 import { cancelJob, finalizeJob, type FinalisationKeys } from './redis-scripts/finalisation.js';
 import { reopenJob } from './redis-scripts/id-record.js';
 
@@ -104,6 +104,27 @@ export interface CallOutcome {
   costMicroUsd?: number;
 }
 
+export interface CallStartOptions {
+  limiterMax: number;
+  defaultMaxMp: number | undefined;
+  leaseMs: number;
+}
+
+export type CallStartVerdict =
+  | { verdict: 'ok'; opId: string }
+  | { verdict: 'final'; state: FinalState }
+  | { verdict: 'rate_limited'; ttlMs: number }
+  | { verdict: 'budget'; maxMp: number };
+
+const leaseOf = (opts: CallStartOptions) => Math.max(1, Math.round(opts.leaseMs));
+
+function toVerdict(reply: StartCallReply, opId: string): CallStartVerdict {
+  if (reply.verdict === 'final') return { verdict: 'final', state: reply.state as FinalState };
+  if (reply.verdict === 'rate_limited') return { verdict: 'rate_limited', ttlMs: Number(reply.ttlMs) };
+  if (reply.verdict === 'budget') return { verdict: 'budget', maxMp: Number(reply.maxMp) };
+  return { verdict: 'ok', opId };
+}
+
 export class JobRecords {
   readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
@@ -152,10 +173,26 @@ export class JobRecords {
     return { idRecord: this.#keys.idRecord(jobId), batch: this.#keys.batch(batchId || '-'), stats: this.#keys.stats, calls: this.#keys.idCalls(jobId) };
   }
 
-  /** Start of a worker run: count orphaned calls (see lua/begin-run.lua), return the record. */
-  async beginRun(jobId: string, batchId: string | undefined): Promise<{ record: JobRecord; orphanedCalls: number }> {
-    const reply = await beginRun(this.#redis, this.#ledgerKeys(jobId, batchId), { ttlS: this.#ttlS, batchId: batchId || undefined, now: Date.now() });
-    return { record: toRecord(reply.record), orphanedCalls: Number(reply.orphanedCalls) };
+  /**
+   * Start of a worker run: count orphaned calls (see lua/begin-run.lua), return the record.
+   * With `start`, a job that never started a call (its first run) also gets its call
+   * started in the same round trip: `start` is then what `startCall` would have answered
+   * (undo an `ok` never sent with `releaseCall`); absent on a later run.
+   */
+  async beginRun(
+    jobId: string,
+    batchId: string | undefined,
+    start?: CallStartOptions,
+  ): Promise<{ record: JobRecord; orphanedCalls: number; start?: CallStartVerdict }> {
+    const opId = randomUUID();
+    const reply = await beginRun(this.#redis, { ...this.#ledgerKeys(jobId, batchId), limiter: this.#keys.limiter }, {
+      ttlS: this.#ttlS,
+      batchId: batchId || undefined,
+      now: Date.now(),
+      start: start ? { opId, leaseMs: leaseOf(start), limiterMax: start.limiterMax, defaultMaxMp: start.defaultMaxMp } : undefined,
+    });
+    const out = { record: toRecord(reply.record), orphanedCalls: Number(reply.orphanedCalls) };
+    return reply.start ? { ...out, start: toVerdict(reply.start, opId) } : out;
   }
 
   /**
@@ -165,25 +202,23 @@ export class JobRecords {
    * (cancelled, or finished by another run), a 429 back-off window of the fleet, or the
    * batch's budget.
    */
-  async startCall(
-    jobId: string,
-    batchId: string | undefined,
-    opts: { limiterMax: number; defaultMaxMp: number | undefined; leaseMs: number },
-  ): Promise<{ verdict: 'ok'; opId: string } | { verdict: 'final'; state: FinalState } | { verdict: 'rate_limited'; ttlMs: number } | { verdict: 'budget'; maxMp: number }> {
+  async startCall(jobId: string, batchId: string | undefined, opts: CallStartOptions): Promise<CallStartVerdict> {
     const opId = randomUUID();
     const { idRecord, batch, calls } = this.#ledgerKeys(jobId, batchId);
     const reply = await startCall(this.#redis, { idRecord, limiter: this.#keys.limiter, batch, calls }, {
       opId,
-      leaseMs: Math.max(1, Math.round(opts.leaseMs)),
+      leaseMs: leaseOf(opts),
       ttlS: this.#ttlS,
       limiterMax: opts.limiterMax,
       batchId: batchId || undefined,
       defaultMaxMp: opts.defaultMaxMp,
     });
-    if (reply.verdict === 'final') return { verdict: 'final', state: reply.state as FinalState };
-    if (reply.verdict === 'rate_limited') return { verdict: 'rate_limited', ttlMs: Number(reply.ttlMs) };
-    if (reply.verdict === 'budget') return { verdict: 'budget', maxMp: Number(reply.maxMp) };
-    return { verdict: 'ok', opId };
+    return toVerdict(reply, opId);
+  }
+
+  /** Undo the start of call `opId` whose request was never sent (see lua/release-call.lua). */
+  async releaseCall(jobId: string, opId: string): Promise<boolean> {
+    return (await releaseCall(this.#redis, { idRecord: this.#keys.idRecord(jobId), calls: this.#keys.idCalls(jobId) }, { opId })).released;
   }
 
   /** The run making call `opId` is alive: extend its lease. False when it is no longer in flight. */

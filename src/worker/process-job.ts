@@ -44,7 +44,10 @@ export interface ProcessorDeps extends OutcomeDeps {
  * job or takes its lock away. Production never sets them.
  */
 export interface CallTestHooks {
-  /** After pick-up and inputs, before the call is counted as started. */
+  /**
+   * After pick-up, before each step that may count the call as started: the run's begin
+   * (which starts a first run's call) and a later call start.
+   */
   beforeCallStart?: (jobId: string) => Promise<void>;
   /** After the call is counted as started (and leased), before the request is sent. */
   afterCallStart?: (jobId: string) => Promise<void>;
@@ -63,6 +66,19 @@ export function parseJobData(job: Job): JobData {
   return parsed.data as JobData;
 }
 
+/** A promise's outcome, kept so nobody has to await it (no unhandled rejection). */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+async function unwrap<T>(p: Promise<Settled<T>>): Promise<T> {
+  const s = await p;
+  if (!s.ok) throw s.error;
+  return s.value;
+}
+
 /** What a run knows once it began: fixed for the rest of the run. */
 interface Run {
   jobId: string;
@@ -74,6 +90,15 @@ interface Run {
   folder: string;
   log: Logger;
   signal: AbortSignal | undefined;
+  /** The HEAD at the first image's predicted key, sent with the run's begin (see completeFromBucket). */
+  firstImageHead: Promise<Settled<boolean>>;
+}
+
+/** A call counted as started under `opId`, its lease held until `lease.release()`. */
+interface StartedCall {
+  opId: string;
+  leaseMs: number;
+  lease: { release(): void };
 }
 
 const NO_LEDGER: Ledger = { attempts: 0, possiblyBilled: 0 };
@@ -82,23 +107,40 @@ function ledgerOf(record: JobRecord): Ledger {
   return { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
 }
 
-/** Open the run in the job's record (counting calls an earlier run left in flight). */
-async function beginRun(deps: ProcessorDeps, jobId: string, data: JobData, log: Logger, signal: AbortSignal | undefined): Promise<Run> {
+function startedCall(deps: ProcessorDeps, jobId: string, opId: string, leaseMs: number, log: Logger): StartedCall {
+  return { opId, leaseMs, lease: holdCallLease(deps.records, jobId, opId, leaseMs, log) };
+}
+
+function callStartOptions(deps: ProcessorDeps) {
+  return { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch, leaseMs: callLeaseMs(deps.config.worker.lockDurationMs) };
+}
+
+/**
+ * Open the run in the job's record (counting calls an earlier run left in flight). On a
+ * job's first run (no call ever started: the common case) the same round trip starts
+ * its call — unless the job is final, inside a 429 window or over its batch's budget —
+ * while the HEAD that tells whether the bucket may already hold its images is in flight.
+ */
+async function beginRun(
+  deps: ProcessorDeps,
+  jobId: string,
+  data: JobData,
+  log: Logger,
+  signal: AbortSignal | undefined,
+): Promise<{ run: Run; call: StartedCall | undefined }> {
   const batchId = data.batch;
-  const { record, orphanedCalls } = await deps.records.beginRun(jobId, batchId);
+  const bucket = deps.config.s3.bucket ?? '';
+  const folder = jobImageFolder({ keyPrefix: deps.config.s3.keyPrefix, jobId, batchId, outputKeyPrefix: data.outputKeyPrefix });
+  await deps.testHooks?.beforeCallStart?.(jobId);
+  const predicted = data.params.output_format === 'jpeg' ? 'jpg' : 'png';
+  const firstImageHead = settle(firstImageMayExist(deps.s3, bucket, folder, predicted, signal));
+  const opts = callStartOptions(deps);
+  const { record, orphanedCalls, start } = await deps.records.beginRun(jobId, batchId, opts);
   if (orphanedCalls > 0) log.warn({ orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
-  log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId }, 'run started');
-  return {
-    jobId,
-    data,
-    batchId,
-    record,
-    model: data.model ?? deps.config.flux.model,
-    bucket: deps.config.s3.bucket ?? '',
-    folder: jobImageFolder({ keyPrefix: deps.config.s3.keyPrefix, jobId, batchId, outputKeyPrefix: data.outputKeyPrefix }),
-    log,
-    signal,
-  };
+  log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId, start: start?.verdict }, 'run started');
+  const run: Run = { jobId, data, batchId, record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, firstImageHead };
+  const call = start?.verdict === 'ok' ? startedCall(deps, jobId, start.opId, opts.leaseMs, log) : undefined;
+  return { run, call };
 }
 
 /** The record already has this generation's outcome: its result, or its failure (no second event). */
@@ -115,8 +157,7 @@ function replayRecordedOutcome(record: JobRecord): JobResult | undefined {
  */
 async function completeFromBucket(deps: ProcessorDeps, run: Run): Promise<StoredResult | undefined> {
   const firstRun = run.record.callsEver === 0;
-  const predicted = run.data.params.output_format === 'jpeg' ? 'jpg' : 'png';
-  const mayExist = !firstRun || (await firstImageMayExist(deps.s3, run.bucket, run.folder, predicted, run.signal));
+  const mayExist = !firstRun || (await unwrap(run.firstImageHead));
   const stored = mayExist ? await findStoredImages(deps.s3, run.bucket, run.folder, run.jobId, run.signal) : undefined;
   if (stored) run.log.info('images already stored for this job: completing without an upstream call');
   return stored;
@@ -140,7 +181,7 @@ async function buildRequest(deps: ProcessorDeps, run: Run): Promise<UpstreamRequ
   return { body: toUpstreamBody(run.data.params, inputs), inputCount: Object.keys(inputs).length };
 }
 
-type CallStart = { started: true; opId: string; leaseMs: number } | { started: false; result: JobResult };
+type CallStart = ({ started: true } & StartedCall) | { started: false; result: JobResult };
 
 /**
  * Count the call as started, or end the run without one: the job became final meanwhile
@@ -149,8 +190,8 @@ type CallStart = { started: true; opId: string; leaseMs: number } | { started: f
  */
 async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
   await deps.testHooks?.beforeCallStart?.(run.jobId);
-  const leaseMs = callLeaseMs(deps.config.worker.lockDurationMs);
-  const start = await deps.records.startCall(run.jobId, run.batchId, { limiterMax: deps.limiterMax, defaultMaxMp: deps.config.budget.maxMegapixelsPerBatch, leaseMs });
+  const opts = callStartOptions(deps);
+  const start = await deps.records.startCall(run.jobId, run.batchId, opts);
   if (start.verdict === 'final') {
     // No call, and no second final event: the record already has its final state.
     run.log.info({ state: start.state }, 'job is already final: ending the run without an upstream call');
@@ -163,15 +204,15 @@ async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
   // Fetched just before another worker's 429: no worker sends during the window.
   if (start.verdict === 'rate_limited') throw new RateLimitError();
   if (start.verdict === 'budget') throw new BudgetError(run.batchId ?? '', start.maxMp);
-  return { started: true, opId: start.opId, leaseMs };
+  return { started: true, ...startedCall(deps, run.jobId, start.opId, opts.leaseMs, run.log) };
 }
 
 type CallOutcome = { ok: true; response: DecodedResponse; ledger: Ledger } | { ok: false; error: unknown; ledger: Ledger };
 
 /** Send the started call (its lease held meanwhile) and settle it in the ledger, whatever happened. */
-async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequest, call: { opId: string; leaseMs: number }, before: Ledger): Promise<CallOutcome> {
+async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequest, call: StartedCall, before: Ledger): Promise<CallOutcome> {
   const { jobId, batchId, log } = run;
-  const lease = holdCallLease(deps.records, jobId, call.opId, call.leaseMs, log);
+  const { lease } = call;
   log.debug({ model: run.model, fields: Object.keys(request.body), inputs: request.inputCount }, 'calling upstream');
   let response: DecodedResponse;
   try {
@@ -201,6 +242,59 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
   });
   return { ok: true, response, ledger };
+}
+
+/**
+ * A first run's call, started with the run: sent once the HEAD (in flight since the run
+ * began) says the bucket has no image of the job and the inputs are resolved (both at
+ * once). Otherwise released — never sent, so no attempt and nothing possibly billed:
+ * when the images may be stored (undefined: the run goes on to the full look, and
+ * starts a call again if it finds none), or when anything ends the run before the
+ * request goes out (the HEAD's error comes first, as in completeFromBucket).
+ */
+async function sendStartedCall(deps: ProcessorDeps, run: Run, call: StartedCall, before: Ledger): Promise<CallOutcome | undefined> {
+  let sent = false;
+  try {
+    const [head, built] = await Promise.allSettled([unwrap(run.firstImageHead), buildRequest(deps, run)]);
+    if (head.status === 'rejected') throw head.reason;
+    if (head.value) return undefined;
+    if (built.status === 'rejected') throw built.reason;
+    sent = true;
+    return await callUpstream(deps, run, built.value, call, before);
+  } finally {
+    if (!sent) await releaseCall(deps, run, call);
+  }
+}
+
+/** Undo a call start whose request was never sent (a failure is logged: the lease then runs out). */
+async function releaseCall(deps: ProcessorDeps, run: Run, call: StartedCall): Promise<void> {
+  call.lease.release();
+  try {
+    const released = await deps.records.releaseCall(run.jobId, call.opId);
+    run.log.debug({ released }, 'call started with the run released unsent');
+  } catch (err) {
+    run.log.warn({ err: (err as Error).message }, 'could not release the unsent call: once its lease ends the next run counts it possibly billed');
+  }
+}
+
+/** Where a run's images come from (or the run's end without them). */
+type Source = { stored: StoredResult } | { spooled: DecodedResponse } | { called: CallOutcome } | { result: JobResult };
+
+/**
+ * The call the run began with; else, as on a later run: the bucket, the spool, or a new
+ * call (the final-state check and the gate again in its start).
+ */
+async function findOrGenerate(deps: ProcessorDeps, run: Run, call: StartedCall | undefined, before: Ledger): Promise<Source> {
+  const first = call ? await sendStartedCall(deps, run, call, before) : undefined;
+  if (first) return { called: first };
+  const stored = await completeFromBucket(deps, run);
+  if (stored) return { stored };
+  const spooled = await takeSpooled(deps, run);
+  if (spooled) return { spooled };
+  const request = await buildRequest(deps, run);
+  const start = await startCall(deps, run);
+  if (!start.started) return { result: start.result };
+  return { called: await callUpstream(deps, run, request, start, before) };
 }
 
 /**
@@ -289,6 +383,8 @@ async function complete(deps: ProcessorDeps, run: Run, output: StoredResult, led
  * bucket when the images are already stored; re-upload spooled bytes; else (outside a
  * 429 window) resolve inputs, call the upstream once, decode strictly, upload, and
  * record + emit the outcome exactly once. Any other end goes through handleFailure.
+ * On a job's first run the run's begin also starts the call (one Redis round trip) while
+ * the bucket is asked, and the call is released unsent when the bucket may have the images.
  */
 export function createProcessor(deps: ProcessorDeps) {
   return async function processGeneration(job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<JobResult> {
@@ -298,25 +394,20 @@ export function createProcessor(deps: ProcessorDeps) {
     let ledger = NO_LEDGER;
     try {
       data = parseJobData(job);
-      const run = await beginRun(deps, jobId, data, log, signal);
+      const { run, call } = await beginRun(deps, jobId, data, log, signal);
       ledger = ledgerOf(run.record);
-      const recorded = replayRecordedOutcome(run.record);
+      const recorded = replayRecordedOutcome(run.record); // a final record started no call
       if (recorded) return recorded;
-      const stored = await completeFromBucket(deps, run);
-      if (stored) return await complete(deps, run, stored, ledger);
-
-      const spooled = await takeSpooled(deps, run);
-      let generated = spooled;
-      if (!generated) {
-        const request = await buildRequest(deps, run);
-        const start = await startCall(deps, run);
-        if (!start.started) return start.result;
-        const called = await callUpstream(deps, run, request, start, ledger);
-        ledger = called.ledger;
-        if (!called.ok) throw called.error;
-        generated = called.response;
-      }
-      const images = await storeGenerated(deps, run, generated, spooled !== undefined);
+      const source = await findOrGenerate(deps, run, call, ledger);
+      if ('result' in source) return source.result;
+      if ('stored' in source) return await complete(deps, run, source.stored, ledger);
+      let generated: DecodedResponse;
+      if ('called' in source) {
+        ledger = source.called.ledger;
+        if (!source.called.ok) throw source.called.error;
+        generated = source.called.response;
+      } else generated = source.spooled;
+      const images = await storeGenerated(deps, run, generated, 'spooled' in source);
       return await complete(deps, run, { images, meta: generated.meta }, ledger);
     } catch (err) {
       if (err instanceof UnrecoverableError || err instanceof RateLimitError) throw err;

@@ -21,7 +21,7 @@ export async function scriptKit(t: TestContext): Promise<ScriptKit> {
 
 /** The job's ledger keys (begin-run, settle-call). */
 export function ledgerKeys(keys: RedisKeys, jobId: string, batchId = '-') {
-  return { idRecord: keys.idRecord(jobId), batch: keys.batch(batchId), stats: keys.stats, calls: keys.idCalls(jobId) };
+  return { idRecord: keys.idRecord(jobId), batch: keys.batch(batchId), stats: keys.stats, calls: keys.idCalls(jobId), limiter: keys.limiter };
 }
 
 /** The keys finalize-job and cancel-job write. */

@@ -4,17 +4,18 @@ import { runScript } from './run-script.js';
 
 /**
  * The call ledger of a job (lua/begin-run.lua, start-call.lua, renew-call.lua,
- * settle-call.lua): upstream calls started and settled, attempts spent, calls possibly
+ * settle-call.lua, release-call.lua): upstream calls started and settled, attempts spent, calls possibly
  * billed, and each call's lease, counted in Redis under an operation id so a call
  * counts once whichever run settles it and however often ioredis re-sends a script.
  */
 
-export const BEGIN_RUN = loadScript('begin-run', ['idRecord', 'batch', 'stats', 'calls']);
+export const BEGIN_RUN = loadScript('begin-run', ['idRecord', 'batch', 'stats', 'calls', 'limiter']);
 export const START_CALL = loadScript('start-call', ['idRecord', 'limiter', 'batch', 'calls']);
 export const RENEW_CALL = loadScript('renew-call', ['calls']);
 export const SETTLE_CALL = loadScript('settle-call', ['idRecord', 'batch', 'stats', 'calls']);
+export const RELEASE_CALL = loadScript('release-call', ['idRecord', 'calls']);
 
-export interface BeginRunKeys {
+export interface LedgerKeys {
   idRecord: string;
   /** The batch hash (`batch:-` when the job has none). */
   batch: string;
@@ -22,17 +23,26 @@ export interface BeginRunKeys {
   calls: string;
 }
 
+export interface BeginRunKeys extends LedgerKeys {
+  /** BullMQ's limiter key (read only when the run starts its call). */
+  limiter: string;
+}
+
 export interface BeginRunArgs {
   ttlS: number;
   batchId?: string | undefined;
   /** The caller's clock (ms), recorded as the batch's `started`. */
   now: number;
+  /** Start the call in the same round trip when the job never started one (its first run). */
+  start?: { opId: string; leaseMs: number; limiterMax: number; defaultMaxMp?: number | undefined } | undefined;
 }
 
 export interface BeginRunReply {
-  /** Every field of the id record, by name. */
+  /** Every field of the id record, by name (read before the start). */
   record: Record<string, string>;
   orphanedCalls: number;
+  /** start-call's verdict on `start`; absent when no start was tried (a call was started before). */
+  start?: StartCallReply;
 }
 
 export function beginRun(redis: RedisClient, keys: BeginRunKeys, args: BeginRunArgs): Promise<BeginRunReply> {
@@ -78,7 +88,7 @@ export async function renewCall(redis: RedisClient, keys: { calls: string }, arg
   return (await runScript<'calls', { renewed: boolean }>(redis, RENEW_CALL, keys, args)).renewed;
 }
 
-export type SettleCallKeys = BeginRunKeys;
+export type SettleCallKeys = LedgerKeys;
 
 export interface SettleCallArgs {
   opId: string;
@@ -100,4 +110,14 @@ export interface SettleCallReply {
 
 export function settleCall(redis: RedisClient, keys: SettleCallKeys, args: SettleCallArgs): Promise<SettleCallReply> {
   return runScript(redis, SETTLE_CALL, keys, args);
+}
+
+export interface ReleaseCallReply {
+  /** The call was in flight under this op id and is now uncounted. */
+  released: boolean;
+}
+
+/** Undo the start of call `opId`, never sent (see lua/release-call.lua). */
+export function releaseCall(redis: RedisClient, keys: { idRecord: string; calls: string }, args: { opId: string }): Promise<ReleaseCallReply> {
+  return runScript(redis, RELEASE_CALL, keys, args);
 }

@@ -4,7 +4,7 @@
  * with a typed wrapper in the module of its concern.
  */
 import { ADD_BATCH_JOBS, EMIT_BATCH_COMPLETED } from './batch-record.js';
-import { BEGIN_RUN, RENEW_CALL, SETTLE_CALL, START_CALL } from './call-ledger.js';
+import { BEGIN_RUN, RELEASE_CALL, RENEW_CALL, SETTLE_CALL, START_CALL } from './call-ledger.js';
 import { ADAPT_CONCURRENCY, RESTORE_CONCURRENCY } from './concurrency-limit.js';
 import { CANCEL_JOB, FINALIZE_JOB } from './finalisation.js';
 import { REOPEN_JOB } from './id-record.js';
@@ -16,6 +16,7 @@ export const ALL_SCRIPTS: readonly RedisScript<string>[] = [
   START_CALL,
   RENEW_CALL,
   SETTLE_CALL,
+  RELEASE_CALL,
   FINALIZE_JOB,
   CANCEL_JOB,
   REOPEN_JOB,

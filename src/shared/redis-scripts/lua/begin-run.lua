@@ -1,13 +1,24 @@
 --[[
-  Start of a worker run: count the job's orphaned calls, return its id record.
+  Start of a worker run: count the job's orphaned calls, return its id record and, when
+  asked to and the job never started a call (its first run, the common case), start its
+  call in the same round trip.
 
   KEYS[1] idRecord  the job's id record (hash)
   KEYS[2] batch     the batch hash (`batch:-` for a job without a batch)
   KEYS[3] stats     the fleet totals (hash)
   KEYS[4] calls     the job's calls (hash: op id → lease end in ms while in flight,
                     's' settled, 'o' counted orphaned)
-  ARGV[1] JSON { ttlS, batchId?, now }   now: the caller's clock in ms, for the batch's `started`
-  Returns JSON { record = the id record's fields by name, orphanedCalls }
+  KEYS[5] limiter   BullMQ's limiter key (read only with `start`)
+  ARGV[1] JSON { ttlS, batchId?, now, start? }   now: the caller's clock in ms, for the batch's `started`;
+          start: { opId, leaseMs, limiterMax, defaultMaxMp? } as for start-call.lua
+  Returns JSON { record = the id record's fields by name (read before the start), orphanedCalls,
+                 start? = start-call.lua's reply }
+
+  `start` is tried only when `calls` is 0 (no call ever started for this id) and its
+  reply is there only then: the run then sends that call, or undoes it with
+  release-call.lua when it ends before the request goes out (say the bucket already
+  has the images). A final generation, a 429 window or a spent budget start nothing,
+  as in start-call.lua. A re-sent script finds its op id and answers as the first time.
 
   A call whose lease ran out belongs to a run that died or was cut off mid-call: the
   upstream may have generated and billed, so it counts as an attempt and as possibly
@@ -22,8 +33,8 @@
   A live run whose event loop stalls longer than the lease is counted orphaned here; its
   late settlement then adds no second attempt (see settle-call.lua).
 ]]
---- @include "includes/now-ms"
-local idRecord, batch, stats, calls = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+--- @include "includes/open-call"
+local idRecord, batch, stats, calls, limiter = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local args = cjson.decode(ARGV[1])
 
 local now = nowMs()
@@ -50,4 +61,17 @@ if args.batchId then redis.call('HSETNX', batch, 'started', args.now) end
 local record = {}
 local fields = redis.call('HGETALL', idRecord)
 for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
-return cjson.encode({record = record, orphanedCalls = orphaned})
+
+local start = nil
+if args.start then
+  local s = args.start
+  local resent = redis.call('HEXISTS', calls, s.opId) == 1
+  if resent then record.calls = tostring(tonumber(record.calls) - 1) end
+  if tonumber(record.calls or '0') == 0 then
+    start = openCall(idRecord, limiter, batch, calls, {
+      opId = s.opId, leaseMs = s.leaseMs, ttlS = args.ttlS, limiterMax = s.limiterMax,
+      batchId = args.batchId, defaultMaxMp = s.defaultMaxMp,
+    })
+  end
+end
+return cjson.encode({record = record, orphanedCalls = orphaned, start = start})

@@ -1,0 +1,27 @@
+--[[
+  Count an upstream call as started, unless it must not be made: the generation is
+  already final (cancelled, or finished by another run) → {verdict = 'final', state}; the
+  call gate (includes/call-gate.lua) says wait → its verdict; else the call is counted as
+  started (`started`, `calls`) and in flight under its op id until its lease ends →
+  {verdict = 'ok'}. An op id already there (ioredis re-sent the script) counts once.
+  This is the point where a cancel and a call exclude each other (cancel-job.lua refuses
+  once `started` moved); release-call.lua undoes it for a call never sent.
+  idRecord, limiter, batch, calls: as in start-call.lua; a: { opId, leaseMs, ttlS,
+  limiterMax, batchId?, defaultMaxMp? }.
+]]
+--- @include "includes/now-ms"
+--- @include "includes/call-gate"
+local function openCall(idRecord, limiter, batch, calls, a)
+  if redis.call('HEXISTS', calls, a.opId) == 1 then return {verdict = 'ok'} end
+  local gen = redis.call('HGET', idRecord, 'gen') or '1'
+  if redis.call('HGET', idRecord, 'final') == gen then
+    return {verdict = 'final', state = redis.call('HGET', idRecord, 'state') or ''}
+  end
+  local closed = callGate(limiter, batch, a.limiterMax, a.batchId, a.defaultMaxMp)
+  if closed then return closed end
+  redis.call('HINCRBY', idRecord, 'started', 1)
+  redis.call('HINCRBY', idRecord, 'calls', 1)
+  redis.call('HSET', calls, a.opId, nowMs() + tonumber(a.leaseMs))
+  redis.call('EXPIRE', calls, a.ttlS)
+  return {verdict = 'ok'}
+end
