@@ -42,9 +42,11 @@ test('S3 down longer than the upload window: the attempt waits without spending 
   t.after(() => proxy.close());
   const producer = h.producer();
   const w = await h.spawnWorker({ WORKER_CONCURRENCY: '2', S3_ENDPOINT: proxy.endpoint });
-  // Let the bucket check pass, then take S3 away while the answers come back.
+  // Let both jobs' bucket checks pass (a job's call goes out only once its check has an
+  // answer), then take S3 away while the answers come back.
+  let looks = 0;
   proxy.onAnswered = (e) => {
-    if (e.method === 'HEAD' || e.method === 'GET') proxy.down = true;
+    if ((e.method === 'HEAD' || e.method === 'GET') && ++looks >= 2) proxy.down = true;
   };
   await producer.enqueueBulk([{ id: 'sp-1', prompt: 'spool one' }, { id: 'sp-2', prompt: 'spool two' }], { batch: 'sp' });
   await waitFor(() => h.fake.calls.filter((c) => c.status === 200).length === 2, { timeoutMs: 15_000, what: 'both answers' });
