@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { test } from 'node:test';
 import { BatchStore } from '../../src/shared/batch-store.js';
 import { JobRecords } from '../../src/shared/job-record.js';
 import { redisKeys } from '../../src/shared/keys.js';
-import { REPO, startHarness } from '../helpers/harness.js';
+import { startHarness } from '../helpers/harness.js';
+import { runJsonChild } from '../helpers/json-child.js';
 
 /**
  * SPEC §7: a batch's manifest is bounded in memory. It used to be built whole (lines,
@@ -14,7 +13,6 @@ import { REPO, startHarness } from '../helpers/harness.js';
  */
 
 const MB = 1024 * 1024;
-const TSX = import.meta.resolve('tsx');
 const CHILD = new URL('../helpers/manifest-child.ts', import.meta.url).pathname;
 const JOBS = 20_000;
 
@@ -58,18 +56,7 @@ test(`a ${JOBS}-job, ~40 MB manifest is streamed by a writer with a 64 MiB heap:
   }
   assert.deepEqual(await batches.pending(), [batch], 'the last finalize left the batch owing its completion');
 
-  const child = spawn(process.execPath, ['--import', TSX, '--expose-gc', '--max-old-space-size=64', CHILD, batch], {
-    cwd: REPO,
-    env: { ...process.env, ...h.env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 200_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  assert.equal(code, 0, out);
-  const r = JSON.parse(out) as { before: number; after: number; emitted: boolean };
+  const r = await runJsonChild<{ before: number; after: number; emitted: boolean }>(CHILD, [batch], { nodeFlags: ['--max-old-space-size=64'], env: h.env, timeoutMs: 200_000 });
   assert.equal(r.emitted, true, 'batch.completed was emitted after the manifest');
 
   const body = (await h.getObject(`images/${batch}/manifest.jsonl`)).bytes;

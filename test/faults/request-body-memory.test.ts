@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { startFakeFlux } from '../../src/demo/fake-flux.js';
 import { INPUT_IMAGE_FIELDS } from '../../src/shared/upstream.js';
-import { REPO, startHarness } from '../helpers/harness.js';
+import { startHarness } from '../helpers/harness.js';
+import { runJsonChild } from '../helpers/json-child.js';
 
 /**
  * SPEC §7: input images are bounded in memory. The request body used to be
@@ -15,21 +14,13 @@ import { REPO, startHarness } from '../helpers/harness.js';
  */
 
 const MB = 1024 * 1024;
-const TSX = import.meta.resolve('tsx');
 const CHILD = new URL('../helpers/upstream-body-child.ts', import.meta.url).pathname;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 test('a call with 8 × 8 MB inputs costs the client far less than the base64 it sends, and the fake receives every input byte-identical', { timeout: 120_000 }, async (t) => {
   const fake = await startFakeFlux({ latencyMs: 0 });
   t.after(() => fake.close());
-  const child = spawn(process.execPath, ['--import', TSX, '--expose-gc', CHILD, fake.url, fake.apiKey, '8'], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  assert.equal(code, 0, out);
-  const r = JSON.parse(out) as { before: number; after: number; base64Bytes: number; sha256: Record<string, string>; status: number };
+  const r = await runJsonChild<{ before: number; after: number; base64Bytes: number; sha256: Record<string, string>; status: number }>(CHILD, [fake.url, fake.apiKey, '8'], { timeoutMs: 100_000 });
   assert.equal(r.status, 200);
   const call = fake.calls[0];
   assert.equal(call?.status, 200, call?.outcome);

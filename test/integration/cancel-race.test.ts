@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { FluxqEvent } from '../../src/shared/events.js';
 import { startApi } from '../helpers/api.js';
 import { startHarness, waitFor } from '../helpers/harness.js';
@@ -36,16 +36,21 @@ function holdPoint() {
   };
 }
 
-const jobEvents = (events: FluxqEvent[], ids: string[]) =>
-  events.filter((e) => (e.type === 'job.completed' || e.type === 'job.failed') && ids.includes((e.data as { jobId: string }).jobId));
-
-test('a job cancelled after a worker picked it up but before its call: cancelled, no upstream call, one final outcome, not completed', { timeout: 60_000 }, async (t) => {
+/** A hold point, a harness with a quick fake, an API over it and a producer. */
+async function raceRig(t: TestContext) {
   const hold = holdPoint();
   t.after(() => hold.releaseAll());
   const h = await startHarness(t, { fake: { latencyMs: 10 } });
   const api = await startApi(h);
   t.after(() => api.close());
-  const producer = h.producer();
+  return { hold, h, api, producer: h.producer() };
+}
+
+const jobEvents = (events: FluxqEvent[], ids: string[]) =>
+  events.filter((e) => (e.type === 'job.completed' || e.type === 'job.failed') && ids.includes((e.data as { jobId: string }).jobId));
+
+test('a job cancelled after a worker picked it up but before its call: cancelled, no upstream call, one final outcome, not completed', { timeout: 60_000 }, async (t) => {
+  const { hold, h, api, producer } = await raceRig(t);
   const ids = ['race-1', 'race-2'];
   await producer.enqueueBulk(ids.map((id) => ({ id, prompt: `held ${id}` })), { batch: 'race' });
   await h.worker({ WORKER_CONCURRENCY: '2' }, { testHooks: { beforeCallStart: hold.hook } });
@@ -85,12 +90,7 @@ test('a job cancelled after a worker picked it up but before its call: cancelled
 });
 
 test('a job whose call has started cannot be cancelled (409 / active) and completes normally', { timeout: 60_000 }, async (t) => {
-  const hold = holdPoint();
-  t.after(() => hold.releaseAll());
-  const h = await startHarness(t, { fake: { latencyMs: 10 } });
-  const api = await startApi(h);
-  t.after(() => api.close());
-  const producer = h.producer();
+  const { hold, h, api, producer } = await raceRig(t);
   await producer.enqueueBulk([{ id: 'started-1', prompt: 'already calling' }], { batch: 'race-started' });
   await h.worker({}, { testHooks: { afterCallStart: hold.hook } });
   await waitFor(() => hold.held.size === 1, { what: 'the run held after its call start' });
