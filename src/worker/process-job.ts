@@ -1,7 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RateLimitError, UnrecoverableError, type Job } from 'bullmq';
 import { poisonReason } from '../shared/bullmq-internals.js';
-import type { Config } from '../shared/config.js';
 import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
 import { BudgetError, UpstreamError } from '../shared/errors.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
@@ -22,7 +21,9 @@ import type { Spool } from './spool.js';
 import { storeImages } from './upload.js';
 
 export interface ProcessorDeps extends OutcomeDeps {
-  config: Config;
+  /** Bytes stored per upload, for the metrics. */
+  onStored?: (bytes: number) => void;
+  onCompleted?: (result: JobResult, jobId: string) => void;
   s3: S3Client;
   flux: FluxClient;
   records: JobRecords;
@@ -33,8 +34,6 @@ export interface ProcessorDeps extends OutcomeDeps {
   /** How long an upload keeps retrying while S3 is down, holding the bytes. */
   uploadRetryWindowMs: number;
   prices: Prices;
-  onStored?: (bytes: number) => void;
-  onCompleted?: (result: JobResult, jobId: string) => void;
   /** Tests only: pause a run right before its call start, or right after it (see CallTestHooks). */
   testHooks?: CallTestHooks;
 }
