@@ -32,7 +32,7 @@ export interface ProducerOptions {
   s3?: S3Client;
   logger?: Logger;
   /**
-   * BullMQ's telemetry for the queue (e.g. `new BullMQOtel('fluxq')` from bullmq-otel),
+   * BullMQ's telemetry for the queue (e.g. `new BullMQOtel({ tracerName: 'fluxq' })` from bullmq-otel),
    * for BullMQ's own spans. fluxq's `fluxq.enqueue` spans and the context each job
    * carries come from the OpenTelemetry API whether or not this is set.
    */

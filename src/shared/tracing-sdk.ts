@@ -25,7 +25,7 @@ export function startTracingSdk(opts: { protocol: (typeof TRACE_PROTOCOLS)[numbe
   provider.register();
   let stopped: Promise<void> | undefined;
   return {
-    telemetry: new BullMQOtel({ tracerName: 'bullmq' }),
+    telemetry: new BullMQOtel({ tracerName: 'fluxq' }),
     shutdown: () => (stopped ??= provider.shutdown()),
   };
 }
