@@ -3,6 +3,7 @@ import { resolveAllowed, type AddressPolicy } from '../shared/address-policy.js'
 import type { Config } from '../shared/config.js';
 import { envelopeInputs, generationParams, type Envelope } from '../shared/envelope.js';
 import { InputError } from '../shared/errors.js';
+import { DEFAULT_TENANT } from '../shared/ids.js';
 import type { JobData } from '../shared/job-data.js';
 import { redactUrl } from '../shared/redact-url.js';
 import type { InputImageField } from '../shared/upstream.js';
@@ -79,6 +80,7 @@ function toJobData(env: Envelope, batchId: string | undefined, inputs: JobData['
   if (batchId) data.batch = batchId;
   if (env.metadata) data.metadata = env.metadata;
   if (env.model) data.model = env.model;
+  if (env.tenant && env.tenant !== DEFAULT_TENANT) data.tenant = env.tenant;
   if (env.output?.keyPrefix) data.outputKeyPrefix = env.output.keyPrefix;
   if (env.webhook_url && env.webhook_secret) data.webhook = { url: env.webhook_url, secret: env.webhook_secret };
   return data;
