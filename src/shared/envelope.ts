@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError, type FieldProblem } from './errors.js';
+import { deadlineProblem } from './deadline.js';
 import { TENANT_RE, TENANT_RULE, batchIdProblem, jobIdProblem } from './ids.js';
 import { INPUT_IMAGE_FIELDS, MAX_PIXELS, type GenerationParams, type InputImageField } from './upstream.js';
 
@@ -125,6 +126,13 @@ const shape = {
   batch: batchId.optional(),
   metadata: metadata.optional(),
   model: z.string({ error: 'must be a string' }).regex(MODEL_RE, { message: 'must be 1–64 characters of A–Z a–z 0–9 . _ -' }).optional(),
+  deadline: z
+    .string({ error: 'must be a string (an RFC 3339 time)' })
+    .superRefine((v, ctx) => {
+      const why = deadlineProblem(v);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    })
+    .optional(),
   tenant: z.string({ error: 'must be a string' }).regex(TENANT_RE, { message: TENANT_RULE }).optional(),
   output: z
     .strictObject({
