@@ -9,6 +9,8 @@ import { waitForRedis } from '../../src/shared/redis.js';
 import { startApi } from '../helpers/api.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 import { startHarness, waitFor } from '../helpers/harness.js';
+import { testResolver } from '../helpers/test-resolver.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /** SPEC §8 Deadlines, with real processes: a redis-server, s3rver, the fake upstream, workers. */
 
@@ -82,14 +84,16 @@ test('a batch behind a paused queue expires through the sweeper: no call, one jo
   assert.equal(h.fake.calls.length, 1);
 });
 
-test('a worker picking up a job after its deadline ends it expired without a call (the check is in the call start); one job.expired', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t, { fake: { latencyMs: 20 } });
+test('a worker picking up a job after its deadline ends it expired without a call (the check is in the call start); one job.expired, also to its webhook', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 20 }, env: { WEBHOOK_ALLOWED_HOSTS: 'localhost', WEBHOOK_BACKOFF_MS: '100' } });
+  const rx = await startWebhookReceiver();
+  t.after(() => rx.close());
   const producer = h.producer();
   await waitForRedis(producer.redis, 'test redis');
   await pauseQueue(producer.control, 'test: hold the job until its deadline passed');
-  await producer.enqueue({ id: 'pick-late', prompt: 'late pick-up', deadline: new Date(Date.now() + 1000).toISOString() });
+  await producer.enqueue({ id: 'pick-late', prompt: 'late pick-up', deadline: new Date(Date.now() + 1000).toISOString(), webhook_url: rx.url('/late'), webhook_secret: 'a-raw-secret-0123' });
   // No sweep during the test: only the call start can expire it.
-  await h.worker({}, { deadlineSweepMs: 600_000 });
+  await h.worker({}, { deadlineSweepMs: 600_000, resolver: testResolver() });
   await new Promise((r) => setTimeout(r, 1500));
   await resumeQueue(producer.control, 'test');
   const st = await producer.waitFor('pick-late', { timeoutMs: 20_000 });
@@ -99,6 +103,11 @@ test('a worker picking up a job after its deadline ends it expired without a cal
   await waitFor(async () => (await h.events()).some((e) => e.type === 'job.expired'), { timeoutMs: 10_000, what: 'job.expired' });
   await new Promise((r) => setTimeout(r, 500));
   assert.equal((await h.events()).filter((e) => e.type === 'job.expired' || e.type === 'job.failed').length, 1);
+  await waitFor(() => rx.deliveries.length >= 1, { timeoutMs: 15_000, what: 'the job webhook' });
+  const hook = JSON.parse(rx.deliveries[0]?.body ?? '{}') as { type: string; data: { jobId: string; error: string } };
+  assert.deepEqual([hook.type, hook.data.jobId], ['job.expired', 'pick-late']);
+  assert.match(hook.data.error, REASON);
+  assert.ok(rx.deliveries[0]?.headers['webhook-signature'], 'signed');
 });
 
 test('a call in flight when the deadline passes finishes normally (it is paid): completed, no job.expired', { timeout: 60_000 }, async (t) => {

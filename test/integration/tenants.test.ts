@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { eventVisibleTo } from '../../src/shared/events.js';
 import { startApi } from '../helpers/api.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
-import { startHarness } from '../helpers/harness.js';
+import { startHarness, waitFor } from '../helpers/harness.js';
 
 /** SPEC §8 Tenants through the real API, CLI, worker and Redis. */
 
@@ -62,6 +62,17 @@ test('tenant tokens: a body naming another tenant is 403; another tenant\'s job,
   assert.equal(m.get('fluxq_jobs_completed_total{tenant="beta"}'), 0);
 });
 
+test('fluxq tenants counts a job whose call is in flight as in flight, not waiting', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 4000 } });
+  const producer = h.producer();
+  await producer.enqueueBulk([{ id: 's-1', prompt: 'slow 1', tenant: 'slow' }, { id: 's-2', prompt: 'slow 2', tenant: 'slow' }]);
+  await h.worker({ WORKER_CONCURRENCY: '1' });
+  await waitFor(async () => h.fake.inFlight === 1, { timeoutMs: 20_000, what: 'one call in flight' });
+  const run = await h.cli(['tenants', '--json']);
+  const slow = JSON.parse(run.stdout.trim()) as { tenant: string; in_flight: number; waiting: number };
+  assert.deepEqual([slow.tenant, slow.in_flight, slow.waiting], ['slow', 1, 1]);
+});
+
 test('tenant in results, events (data.tenant), batch.completed and /metrics; fluxq tenants reports in-flight, waiting, today\'s MP and cost', { timeout: 90_000 }, async (t) => {
   const h = await startHarness(t, { fake: { latencyMs: 20 } });
   const dir = await mkdtemp(join(tmpdir(), 'fluxq-tenants-'));
@@ -90,6 +101,7 @@ test('tenant in results, events (data.tenant), batch.completed and /metrics; flu
   const result = await producer.getJob('tb-1');
   assert.equal(result?.tenant, 'beta');
   assert.equal(result?.result?.tenant, 'beta');
+  await waitFor(async () => (await h.events()).some((e) => e.type === 'batch.completed'), { timeoutMs: 20_000, what: 'batch.completed' });
   const events = await h.events();
   const jobEvents = events.filter((e) => e.type === 'job.completed');
   assert.deepEqual(jobEvents.map((e) => [(e.data as { jobId: string }).jobId, (e.data as { tenant: string }).tenant]).sort(), [['d-1', 'default'], ['g-1', 'gamma'], ['tb-1', 'beta'], ['tb-2', 'beta']]);
