@@ -17,7 +17,7 @@ export {
 } from './shared/errors.js';
 export { parseEnvelope, envelopeSchema, isValidJobId, type Envelope } from './shared/envelope.js';
 export { toUpstreamBody, INPUT_IMAGE_FIELDS, type UpstreamBody, type GenerationParams, type InputImageField } from './shared/upstream.js';
-export { EVENT, type EventType, type EventData, type FluxqEvent, type StoredImage } from './shared/events.js';
+export { EVENT, eventVisibleTo, type EventType, type EventData, type FluxqEvent, type StoredImage } from './shared/events.js';
 export type { JobResult } from './shared/result.js';
 export { redisKeys, jobImageFolder, imageKey, manifestKey, inputImageKey } from './shared/keys.js';
 export { createRedis, type RedisClient } from './shared/redis.js';

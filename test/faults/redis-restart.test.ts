@@ -38,7 +38,7 @@ test('Redis restarted with jobs waiting, active and delayed: everything complete
   await waitFor(async () => producer.enqueueBulk(Array.from({ length: 4 }, (_, i) => ({ id: `rr-after-${i}`, prompt: `rr after ${i}` })), { batch: 'rr' }).then(() => true, () => false), { timeoutMs: 15_000, intervalMs: 250, what: 'an enqueue after the restart' });
   const all = [...first.map((r) => r.id), ...Array.from({ length: 4 }, (_, i) => `rr-after-${i}`)];
   const batch = await producer.waitForBatch('rr', { timeoutMs: 90_000 });
-  assert.deepEqual(batch.counts, { waiting: 0, active: 0, delayed: 0, completed: all.length, failed: 0, cancelled: 0 });
+  assert.deepEqual(batch.counts, { waiting: 0, active: 0, delayed: 0, completed: all.length, failed: 0, cancelled: 0, expired: 0 });
 
   const events = await h.events();
   assert.ok(events.length >= eventsBefore, 'the stream kept every entry');

@@ -24,7 +24,7 @@ test('S3 answering 400 KeyTooLongError to a PUT fails that job as permanent at o
   await producer.enqueueBulk(ids.map((id) => ({ id, prompt: `kt ${id}`, width: 1024, height: 1024 })), { batch: 'kt' });
 
   const b = await producer.waitForBatch('kt', { timeoutMs: 20_000 });
-  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 1, cancelled: 0 });
+  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 1, cancelled: 0, expired: 0 });
   const bad = await producer.getJob('bad');
   assert.equal(bad?.state, 'failed');
   assert.equal(bad?.error, 'permanent: S3 400 KeyTooLongError writing images/kt/bad/0.png: Your key is too long');

@@ -33,7 +33,7 @@ test('a 5xx storm: every job retried with backoff until it completes, nothing co
   const w = await h.spawnWorker({ WORKER_CONCURRENCY: '4' });
   await producer.enqueueBulk(Array.from({ length: 12 }, (_, i) => ({ id: `storm-${i}`, prompt: `storm ${i}` })), { batch: 'storm' });
   const b = await producer.waitForBatch('storm', { timeoutMs: 60_000 });
-  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 12, failed: 0, cancelled: 0 });
+  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 12, failed: 0, cancelled: 0, expired: 0 });
   assert.equal(h.fake.calls.filter((c) => c.status === 503).length, 40);
   assert.equal(b.possibly_billed, 0);
   const attempts = await Promise.all(Array.from({ length: 12 }, async (_, i) => (await producer.getJob(`storm-${i}`))?.result?.attempts ?? 0));
@@ -50,7 +50,7 @@ test('a 30 s 429 storm: the fleet backs off for each Retry-After instead of burn
   const stormStart = Date.now();
   await producer.enqueueBulk(Array.from({ length: 16 }, (_, i) => ({ id: `r429-${i}`, prompt: `r429 ${i}` })), { batch: 'r429' });
   const b = await producer.waitForBatch('r429', { timeoutMs: 90_000 });
-  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 16, failed: 0, cancelled: 0 });
+  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 16, failed: 0, cancelled: 0, expired: 0 });
   const limited = h.fake.calls.filter((c) => c.status === 429);
   // 30 s of 5 s windows: about seven rounds of probes, not 16 jobs × retries × workers.
   assert.ok(limited.length >= 5 && limited.length <= 7 * 8, `${limited.length} calls got a 429`);

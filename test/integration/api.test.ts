@@ -156,7 +156,7 @@ test('POST /v1/batches is all-or-nothing and names each bad item; GET /v1/batche
   const b = (await res.json()) as Record<string, unknown>;
   assert.equal(b.state, 'completed');
   assert.equal(b.total, 2);
-  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 2, failed: 0, cancelled: 0 });
+  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 2, failed: 0, cancelled: 0, expired: 0 });
   assert.equal(b.output_mp, 2);
   assert.equal(b.cost_usd, 0.06);
   assert.equal(b.max_megapixels, 100);

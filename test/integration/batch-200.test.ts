@@ -34,7 +34,7 @@ test('a 200-job batch across two workers with injected 5xx and one worker SIGKIL
   );
   const truth = batchTruth(jobs);
   assert.deepEqual(truth, { total: 200, completed: 190, failed: 10, cancelled: 0, open: 0, possibly_billed: done.possibly_billed });
-  assert.deepEqual(done.counts, { waiting: 0, active: 0, delayed: 0, completed: 190, failed: 10, cancelled: 0 });
+  assert.deepEqual(done.counts, { waiting: 0, active: 0, delayed: 0, completed: 190, failed: 10, cancelled: 0, expired: 0 });
   // The ledger counts what the upstream reported for every call fluxq heard back from: 190
   // completed jobs, plus any job whose answer arrived but whose upload the kill cut short
   // (it was generated again). Calls the kill cut off before fluxq heard back are possibly billed.

@@ -21,14 +21,14 @@ test('--max-megapixels stops upstream calls at the budget; the rest fail with th
   const producer = h.producer();
   const b = await producer.waitForBatch('capped', { timeoutMs: 30_000 });
   assert.equal(h.fake.calls.length, 3, 'the fake saw exactly the calls within the budget');
-  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 7, cancelled: 0 });
+  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 7, cancelled: 0, expired: 0 });
   assert.equal(b.output_mp, 3);
   assert.equal(b.max_megapixels, 3);
   const failed = await producer.getJob('capped-10');
   assert.equal(failed?.error, 'budget: batch capped reached 3 megapixels');
   assert.equal(failed?.attempts, 0);
   const status = await h.cli(['status', 'capped']);
-  assert.equal(status.stdout.trim(), 'completed total=10 waiting=0 active=0 delayed=0 completed=3 failed=7 cancelled=0 output_mp=3 input_mp=0 possibly_billed=0 cost_usd=0.09');
+  assert.equal(status.stdout.trim(), 'completed total=10 waiting=0 active=0 delayed=0 completed=3 failed=7 cancelled=0 expired=0 tenant=default output_mp=3 input_mp=0 possibly_billed=0 cost_usd=0.09');
 });
 
 test('MAX_MEGAPIXELS_PER_BATCH caps every batch without its own budget; overshoot is at most the calls in flight', { timeout: 60_000 }, async (t) => {
@@ -62,7 +62,7 @@ test('fluxq cancel removes the waiting jobs, counts them cancelled, and the batc
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout.trim(), 'cancelled 6 job(s) of batch cx; 2 active job(s) will finish');
   const b = await producer.waitForBatch('cx', { timeoutMs: 30_000 });
-  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 2, failed: 0, cancelled: 6 });
+  assert.deepEqual(b.counts, { waiting: 0, active: 0, delayed: 0, completed: 2, failed: 0, cancelled: 6, expired: 0 });
   assert.equal(h.fake.calls.length, 2, 'no cancelled job reached the upstream');
   const cancelledIds = (await Promise.all(Array.from({ length: 8 }, async (_, i) => ((await producer.getJob(`cx-${i}`))?.state === 'cancelled' ? 1 : 0)))).reduce<number>((x, y) => x + y, 0);
   assert.equal(cancelledIds, 6);
@@ -93,13 +93,13 @@ test('re-running a half-failed file with --batch finishes it: only failed lines 
   const first = await h.cli(['enqueue', file, '--batch', 'resumable', '--wait']);
   assert.equal(first.code, 1, 'two jobs failed');
   const producer = h.producer();
-  assert.deepEqual((await producer.getBatch('resumable'))?.counts, { waiting: 0, active: 0, delayed: 0, completed: 4, failed: 2, cancelled: 0 });
+  assert.deepEqual((await producer.getBatch('resumable'))?.counts, { waiting: 0, active: 0, delayed: 0, completed: 4, failed: 2, cancelled: 0, expired: 0 });
   const second = await h.cli(['enqueue', file, '--batch', 'resumable', '--wait']);
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stdout, /6 jobs \(0 new, 4 already enqueued or done, 2 retried\)/);
   assert.equal(h.fake.calls.length, 8, 'only the two failed lines were called again');
   const b = await producer.getBatch('resumable');
-  assert.deepEqual(b?.counts, { waiting: 0, active: 0, delayed: 0, completed: 6, failed: 0, cancelled: 0 });
+  assert.deepEqual(b?.counts, { waiting: 0, active: 0, delayed: 0, completed: 6, failed: 0, cancelled: 0, expired: 0 });
   const evs = await waitFor(async () => {
     const e = (await h.events()).filter((x) => x.type === 'batch.completed');
     return e.length === 2 ? e : undefined;
@@ -127,7 +127,7 @@ test('the batch webhook receives batch.completed; the ledger prices output and i
   await waitFor(() => rx.deliveries.length === 1, { what: 'the batch webhook' });
   const body = JSON.parse(rx.deliveries[0]?.body ?? '{}') as { type: string; data: Record<string, unknown> };
   assert.equal(body.type, 'batch.completed');
-  assert.deepEqual(body.data, { batchId: 'priced', total: 2, completed: 2, failed: 0, cancelled: 0, output_mp: 3, input_mp: 2, possibly_billed: 0, cost_usd: 0.105, manifest: 'images/priced/manifest.jsonl' });
+  assert.deepEqual(body.data, { batchId: 'priced', total: 2, completed: 2, failed: 0, cancelled: 0, expired: 0, tenant: 'default', output_mp: 3, input_mp: 2, possibly_billed: 0, cost_usd: 0.105, manifest: 'images/priced/manifest.jsonl' });
   const refused = await h.cli(['enqueue', file, '--batch', 'x', '--webhook-url', 'http://10.0.0.1/h', '--webhook-secret', 's'], { env: { WEBHOOK_ALLOWED_HOSTS: '' } });
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /--webhook-url refused: host 10\.0\.0\.1 is a private or loopback address/);

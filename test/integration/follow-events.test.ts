@@ -172,7 +172,7 @@ test('waitForBatch on 2000 open jobs reads O(1) a poll, not a read per open job;
   const after = await commandCalls(side);
 
   assert.equal(done.state, 'completed');
-  assert.deepEqual(done.counts, { waiting: 0, active: 0, delayed: 0, completed: 1000, failed: 1000, cancelled: 0 });
+  assert.deepEqual(done.counts, { waiting: 0, active: 0, delayed: 0, completed: 1000, failed: 1000, cancelled: 0, expired: 0 });
   assert.deepEqual(done2.counts, done.counts);
   assert.equal(progress[0], 0);
   assert.ok(progress.includes(1000), `onProgress saw the half-way point: ${progress.join(',')}`);

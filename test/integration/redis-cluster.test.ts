@@ -129,7 +129,7 @@ test('on a 3-master cluster, two worker processes run a 20-job batch: images in 
   const status = await producer.waitForBatch(batch, { timeoutMs: 30_000, pollMs: 100 });
   assert.equal(status.state, 'completed');
   assert.equal(status.total, 20);
-  assert.deepEqual(status.counts, { waiting: 0, active: 0, delayed: 0, completed: 20, failed: 0, cancelled: 0 });
+  assert.deepEqual(status.counts, { waiting: 0, active: 0, delayed: 0, completed: 20, failed: 0, cancelled: 0, expired: 0 });
   assert.equal(status.output_mp, 20);
   assert.equal(status.possibly_billed, 0);
 

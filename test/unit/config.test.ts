@@ -128,3 +128,16 @@ test('a message shows the value the failing check saw: as set for numbers, boole
   assert.equal(c.s3.endpoint, 'http://minio:9000/');
   assert.deepEqual(c.webhooks.allowedHosts, ['a.example', 'b.example']);
 });
+
+test('API_TOKENS: a comma list name=token; each name and token once; a refused value never shows a token', () => {
+  const api = { S3_BUCKET: 'bkt', API_TOKEN: 'operator-token-0123456789' };
+  const c = loadConfig({ ...api, API_TOKENS: 'acme=acme-token-0123456789, beta.eu=beta-token-0123456789' }, 'api');
+  assert.deepEqual(c.api.tenantTokens.map((t) => [t.tenant, t.token.reveal()]), [['acme', 'acme-token-0123456789'], ['beta.eu', 'beta-token-0123456789']]);
+  assert.ok(!JSON.stringify(c).includes('acme-token') && !inspect(c, { depth: 9 }).includes('acme-token'), 'tokens never serialise');
+  assert.deepEqual(loadConfig(api, 'api').api.tenantTokens, []);
+  for (const bad of ['acme=short', 'acme', '=acme-token-0123456789', 'a b=acme-token-0123456789', 'acme=acme-token-0123456789,acme=other-token-0123456789', 'a=same-token-0123456789,b=same-token-0123456789']) {
+    const [line] = problems({ ...api, API_TOKENS: bad }, 'api');
+    assert.match(line ?? '', /^API_TOKENS must be a comma list of name=token/, bad);
+    assert.ok(!/token-0123456789|short/.test(line ?? ''), `no token in: ${line}`);
+  }
+});

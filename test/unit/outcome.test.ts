@@ -102,9 +102,9 @@ const s3Error = (kind: 'config' | 'request' | 'outage') =>
 
 /** The calls a final failure makes, in order, with the job.failed event SPEC §5 describes. */
 function failedCalls(reason: string, ledger: Ledger = { attempts: 1, possiblyBilled: 0 }): Call[] {
-  const data = { jobId: 'job-1', batchId: 'batch-1', error: reason, attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled, metadata: { user: 'u1' } };
+  const data = { jobId: 'job-1', batchId: 'batch-1', tenant: 'default', error: reason, attempts: ledger.attempts, possibly_billed: ledger.possiblyBilled, metadata: { user: 'u1' } };
   return [
-    ['records.finalize', 'job-1', { state: 'failed', batchId: 'batch-1', error: reason, event: { type: 'job.failed', data }, webhook: undefined }],
+    ['records.finalize', 'job-1', { state: 'failed', batchId: 'batch-1', tenant: 'default', error: reason, event: { type: 'job.failed', data }, webhook: undefined }],
     ['onFinalized', true, 'batch-1'],
     ['onFinalFailure', 'job-1', reason],
   ];

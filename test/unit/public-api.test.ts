@@ -10,7 +10,7 @@ test('src/index.ts exports exactly the public surface', async () => {
   assert.deepEqual(Object.keys(mod).sort(), [
     'BudgetError', 'BulkValidationError', 'CONFIG_VARIABLES', 'ConfigError', 'EVENT', 'FluxClient', 'INPUT_IMAGE_FIELDS', 'InputError',
     'QueueUnavailableError', 'Secret', 'StorageError', 'UpstreamError', 'ValidationError', 'classifyHttpError', 'classifyTransportError',
-    'createLogger', 'createProducer', 'createRedis', 'createS3Client', 'createWorker', 'decodeUpstreamResponse', 'envelopeSchema', 'imageKey',
+    'createLogger', 'createProducer', 'createRedis', 'createS3Client', 'createWorker', 'decodeUpstreamResponse', 'envelopeSchema', 'eventVisibleTo', 'imageKey',
     'inputImageKey', 'isValidJobId', 'jobImageFolder', 'kindForStatus', 'loadConfig', 'manifestKey', 'parseEnvelope', 'parseRetryAfter',
     'redisKeys', 'toUpstreamBody', 'validateRequests',
   ]);

@@ -31,7 +31,10 @@ export async function buildApi(deps: ApiDeps): Promise<Api> {
   webhookQueue.on('error', () => undefined);
 
   await app.register(cookie);
-  app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
+  app.addHook(
+    'onRequest',
+    authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, tenantTokens: config.api.tenantTokens, secureCookie: false }),
+  );
 
   app.addHook('onResponse', async (req, reply) => {
     // The path only: queries can carry the page login token.
