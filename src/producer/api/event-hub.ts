@@ -1,6 +1,6 @@
 import { compareEventIds, parseEventEntry, readEventsAfter, streamPosition } from '../../shared/events.js';
 import type { Logger } from '../../shared/logger.js';
-import type { RedisClient } from '../../shared/redis.js';
+import { waitForRedis, type RedisClient } from '../../shared/redis.js';
 
 /** One entry of `{QUEUE_PREFIX}:events`, as a subscriber of the hub sees it. */
 export interface StreamEntry {
@@ -112,6 +112,7 @@ export function createEventHub(deps: EventHubDeps, opts: EventHubOptions = {}): 
     const conn = (deps.redis as { duplicate(): RedisClient }).duplicate();
     conn.on('error', () => undefined);
     reader = conn;
+    await waitForRedis(conn, 'the events stream').catch(() => undefined); // a producer connection queues nothing offline
     let cursor: string | undefined;
     let failures = 0;
     while (!closed) {
