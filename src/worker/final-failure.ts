@@ -31,6 +31,11 @@ export class AlreadyFinalError extends UnrecoverableError {}
 export interface FinalFailureDeps {
   records: JobRecords;
   onFinalFailure?: (jobId: string, reason: string) => void;
+  /**
+   * This process recorded a job's final state (once per job fleet-wide): `enqueuedAtMs`
+   * is when it was enqueued (BullMQ's job timestamp), for the job duration histogram.
+   */
+  onJobFinal?: (state: 'completed' | 'failed', enqueuedAtMs: number | undefined) => void;
   /** A job became final: its batch may now owe batch.completed. */
   onFinalized?: (outcome: FinalizeOutcome, batchId: string | undefined) => void;
 }
@@ -42,6 +47,8 @@ export interface FinalFailure {
   ledger: Ledger;
   metadata: Record<string, unknown> | undefined;
   webhook: { url: string; secret: string } | undefined;
+  /** BullMQ's job timestamp (enqueue time), when known. */
+  enqueuedAtMs?: number;
 }
 
 /** Record `f` once (finalize is idempotent) and tell the hooks. */
@@ -55,7 +62,10 @@ export async function recordFinalFailure(deps: FinalFailureDeps, f: FinalFailure
     ...(f.metadata ? { metadata: f.metadata } : {}),
   };
   const fin = await deps.records.finalize(f.jobId, { state: 'failed', batchId: f.batchId, error: f.reason, event: { type: EVENT.jobFailed, data }, webhook: f.webhook });
-  if (fin.recorded) deps.onFinalized?.(fin, f.batchId);
+  if (fin.recorded) {
+    deps.onFinalized?.(fin, f.batchId);
+    deps.onJobFinal?.('failed', f.enqueuedAtMs);
+  }
   deps.onFinalFailure?.(f.jobId, f.reason);
   log.warn({ jobId: f.jobId, reason: f.reason, attempts: f.ledger.attempts, possibly_billed: f.ledger.possiblyBilled }, 'job failed');
 }
@@ -84,6 +94,7 @@ export async function recordBullFailure(deps: FinalFailureDeps, job: Job, err: E
       ledger: { attempts: rec?.attempts ?? 0, possiblyBilled: rec?.possiblyBilled ?? 0 },
       metadata: typeof data.metadata === 'object' && data.metadata !== null && !Array.isArray(data.metadata) ? data.metadata : undefined,
       webhook: data.webhook,
+      enqueuedAtMs: job.timestamp,
     },
     log,
   );
