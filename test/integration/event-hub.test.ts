@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../../src/demo/local-redis.js';
-import { createEventHub, type StreamEntry } from '../../src/producer/api/event-hub.js';
+import { createEventHub, startEventHub, type StreamEntry } from '../../src/producer/api/event-hub.js';
 import { testRedisUrl } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -155,4 +155,18 @@ test('event hub: one blocking reader however many subscribers (XREAD count with 
   const hundred = await measure(100);
   assert.ok(one >= 1 && one <= 25, `one subscriber: ${one} XREADs for 20 entries`);
   assert.ok(hundred <= one + 5, `100 subscribers: ${hundred} XREADs, 1 subscriber: ${one}`);
+});
+
+test('event hub: startEventHub is positioned before it resolves, so an entry added right after a live subscribe() is delivered', { timeout: 30_000 }, async (t) => {
+  const { redis, key, add } = await rig(t);
+  await add(2);
+  for (let round = 0; round < 5; round++) {
+    const hub = await startEventHub({ redis, streamKey: key }, { blockMs: 200 });
+    const got: StreamEntry[] = [];
+    hub.subscribe((e) => got.push(e));
+    const [id] = await add(1);
+    await waitFor(() => got.some((e) => e.id === id), { what: `round ${round}: the entry added right after subscribe()`, timeoutMs: 5000 });
+    assert.deepEqual(got.map((e) => e.id), [id], 'nothing from before');
+    await hub.close();
+  }
 });

@@ -37,6 +37,22 @@ export interface EventHubOptions {
   maxBuffered?: number;
 }
 
+const positionedOf = new WeakMap<EventHub, Promise<void>>();
+
+/**
+ * A hub whose reader is already positioned at the stream's end (bounded by `waitMs`):
+ * a live subscriber added after this resolves misses nothing added after its
+ * subscribe(). createEventHub alone starts reading at the first subscribe(), and an entry
+ * added while that first positioning is in flight is not "from now on" for it.
+ */
+export async function startEventHub(deps: EventHubDeps, opts: EventHubOptions = {}, waitMs = 5000): Promise<EventHub> {
+  const hub = createEventHub(deps, { ...opts, startNow: true });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([positionedOf.get(hub), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+  clearTimeout(timer);
+  return hub;
+}
+
 interface Subscriber {
   onEntry: (e: StreamEntry) => void;
   filter: ((e: StreamEntry) => boolean) | undefined;
@@ -61,7 +77,7 @@ export const STREAM_ID = /^\d{1,20}(-\d{1,20})?$/;
  * free of gaps and duplicates: the replay reads up to the stream's end, which is at or
  * past where the loop stood when it subscribed.
  */
-export function createEventHub(deps: EventHubDeps, opts: EventHubOptions = {}): EventHub {
+export function createEventHub(deps: EventHubDeps, opts: EventHubOptions & { startNow?: boolean } = {}): EventHub {
   const blockMs = opts.blockMs ?? 5000;
   const count = opts.count ?? 500;
   const replayPage = opts.replayPage ?? 500;
@@ -71,6 +87,8 @@ export function createEventHub(deps: EventHubDeps, opts: EventHubOptions = {}): 
   let closed = false;
   let reader: RedisClient | undefined;
   let loop: Promise<void> | undefined;
+  let onPositioned = () => {};
+  const positioned = new Promise<void>((r) => (onPositioned = r));
 
   const drop = (sub: Subscriber, why: string) => {
     if (!subs.delete(sub)) return;
@@ -117,7 +135,10 @@ export function createEventHub(deps: EventHubDeps, opts: EventHubOptions = {}): 
     let failures = 0;
     while (!closed) {
       try {
-        cursor ??= (await streamPosition(deps.redis, deps.streamKey)).lastId;
+        if (cursor === undefined) {
+          cursor = (await streamPosition(deps.redis, deps.streamKey)).lastId;
+          onPositioned();
+        }
         const read = await readEventsAfter(conn, deps.streamKey, cursor, { count, blockMs });
         cursor = read.lastId;
         failures = 0;
@@ -152,7 +173,7 @@ export function createEventHub(deps: EventHubDeps, opts: EventHubOptions = {}): 
     }
   };
 
-  return {
+  const hub: EventHub = {
     subscribe(onEntry, sopts = {}) {
       if (closed) throw new Error('the event hub is closed');
       const after = sopts.after;
@@ -173,9 +194,13 @@ export function createEventHub(deps: EventHubDeps, opts: EventHubOptions = {}): 
       closed = true;
       for (const sub of [...subs]) drop(sub, 'the event hub closed');
       reader?.disconnect();
+      onPositioned();
       await loop;
     },
   };
+  positionedOf.set(hub, positioned);
+  if (opts.startNow) loop = run();
+  return hub;
 }
 
 function toEntry(ev: { id: string; type: string; data: unknown }): StreamEntry {

@@ -5,7 +5,7 @@ import { QueueUnavailableError, ValidationError } from '../../shared/errors.js';
 import type { ApiDeps } from './api-deps.js';
 import { authHook } from './auth.js';
 import { batchRoutes } from './routes-batches.js';
-import { createEventHub, type EventHub, type EventHubOptions } from './event-hub.js';
+import { startEventHub, type EventHub, type EventHubOptions } from './event-hub.js';
 import { eventRoutes, type EventStreamOptions } from './routes-events.js';
 import { dashboardRoutes } from './dashboard.js';
 import { fleetMetricsRoute } from './fleet-metrics.js';
@@ -40,7 +40,8 @@ export async function buildApi(deps: ApiDeps, opts: ApiOptions = {}): Promise<Ap
   const app = Fastify({ bodyLimit: config.api.bodyLimitBytes, logger: false, trustProxy: false, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const webhookQueue = new Queue(producer.keys.webhookQueueName, { connection: producer.redis, prefix: config.queue.prefix });
   webhookQueue.on('error', () => undefined);
-  const hub = createEventHub({ redis: producer.redis, streamKey: producer.keys.events, logger }, opts.hub);
+  // Positioned before the first client can connect: a live client misses nothing after its request.
+  const hub = await startEventHub({ redis: producer.redis, streamKey: producer.keys.events, logger }, opts.hub);
 
   await app.register(cookie);
   app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
