@@ -41,7 +41,7 @@ export async function buildApi(deps: ApiDeps, opts: ApiOptions = {}): Promise<Ap
   const webhookQueue = new Queue(producer.keys.webhookQueueName, { connection: producer.redis, prefix: config.queue.prefix });
   webhookQueue.on('error', () => undefined);
   // Positioned before the first client can connect: a live client misses nothing after its request.
-  const hub = await startEventHub({ redis: producer.redis, streamKey: producer.keys.events, logger }, opts.hub);
+  const hub = await startEventHub({ redis: producer.redis, streamKey: producer.keys.events, logger }, opts.hub, 2000);
 
   await app.register(cookie);
   app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
