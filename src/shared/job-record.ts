@@ -4,6 +4,7 @@ import type { RedisClient } from './redis.js';
 import { beginRun, releaseCall, renewCall, settleCall, startCall, type StartCallReply } from './redis-scripts/call-ledger.js';
 import { cancelJob, finalizeJob, type FinalisationKeys } from './redis-scripts/finalisation.js';
 import { reopenJob } from './redis-scripts/id-record.js';
+import { contextMetadata } from './spans.js';
 
 /**
  * The id record of a job, `{prefix}:id:{jobId}`: a small hash that outlives the BullMQ
@@ -74,6 +75,16 @@ function fromHmget(values: (string | null)[]): JobRecord | undefined {
     if (v !== null && v !== undefined) named[f] = v;
   });
   return toRecord(named);
+}
+
+/**
+ * The webhook with the active context (the run's `fluxq.job` span) when tracing is on:
+ * it rides in the outbox entry into the webhook queue, so every delivery try joins the
+ * job's trace (SPEC §9).
+ */
+function withTrace(webhook: { url: string; secret: string }): { url: string; secret: string; trace?: string } {
+  const trace = contextMetadata();
+  return trace ? { ...webhook, trace } : webhook;
 }
 
 export interface FinalizeInput {
@@ -262,7 +273,7 @@ export class JobRecords {
       result: input.result,
       error: input.error,
       event: input.event ? { type: input.event.type, data: JSON.stringify(input.event.data) ?? '' } : undefined,
-      webhook: input.webhook?.url ? input.webhook : undefined,
+      webhook: input.webhook?.url ? withTrace(input.webhook) : undefined,
       batchId: input.batchId || undefined,
       eventsMaxLen: this.#eventsMaxLen,
       ttlS: this.#ttlS,

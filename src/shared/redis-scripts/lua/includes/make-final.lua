@@ -9,7 +9,7 @@
   KEYS[6] webhookOutbox   webhook deliveries waiting to be queued
   KEYS[7] stats           the fleet totals
   args: { state, result?, error?, event? = { type, data }, eventsMaxLen, ttlS, batchId?,
-          jobId, webhook? = { url, secret }, now }
+          jobId, webhook? = { url, secret, trace? }, now }
   Returns { recorded, eventId, batchFinished }: recorded false (and nothing written) when
   the generation already was final. The final state, the event (XADD), the job's webhook
   (an outbox entry written with its event) and the batch counts move in one step. A job
@@ -34,7 +34,7 @@ local function makeFinal(k, args)
     if args.webhook then
       redis.call('RPUSH', k.webhookOutbox, cjson.encode({
         id = eventId, url = args.webhook.url, secret = args.webhook.secret, type = args.event.type,
-        data = args.event.data, jobId = args.jobId, at = tonumber(args.now),
+        data = args.event.data, jobId = args.jobId, at = tonumber(args.now), trace = args.webhook.trace,
       }))
     end
   end
