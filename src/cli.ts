@@ -6,6 +6,7 @@ import { processIO } from './producer/commands/io.js';
 import { enqueueCommand } from './producer/commands/enqueue.js';
 import { statusCommand } from './producer/commands/status.js';
 import { cancelCommand, pauseCommand, resumeCommand, tenantsCommand } from './producer/commands/control.js';
+import { eventsCommand } from './producer/commands/events.js';
 
 /**
  * The `fluxq` bin: argument parsing and dispatch, nothing else. Only this file reads
@@ -108,6 +109,16 @@ function registerCommands(program: Command): void {
     .description("remove a batch's jobs that have not started (active ones finish)")
     .argument('<BATCH>', 'batch id')
     .action(async (batch: string) => done(await cancelCommand(batch, io)));
+
+  program
+    .command('events')
+    .description('the events stream as JSON lines { id, type, data } (pipe into jq); without --follow it prints what the stream holds and exits')
+    .option('--batch <B>', "only this batch's entries")
+    .option('--job <J>', "only this job's entries")
+    .option('--types <t1,t2>', 'only these types (job.completed, job.failed, batch.completed, queue.paused, …)')
+    .option('--after <ID>', 'only entries after this id (0: the whole stream); default: all (or, with --follow, from now on)')
+    .option('--follow', 'keep printing new entries until SIGINT/SIGTERM')
+    .action(async (opts) => done(await eventsCommand(opts, io, stopSignal())));
 
   service(
     'api',

@@ -35,6 +35,11 @@ export interface FinalFailureDeps {
   onFinalFailure?: (jobId: string, reason: string) => void;
   /** A job expired (its deadline passed before its first call). */
   onExpired?: (jobId: string, tenant: string) => void;
+  /**
+   * This process recorded a job's final state (once per job fleet-wide): `enqueuedAtMs`
+   * is when it was enqueued (BullMQ's job timestamp), for the job duration histogram.
+   */
+  onJobFinal?: (state: 'completed' | 'failed' | 'expired', enqueuedAtMs: number | undefined) => void;
   /** A job became final: its batch may now owe batch.completed. */
   onFinalized?: (outcome: FinalizeOutcome, batchId: string | undefined) => void;
 }
@@ -47,13 +52,18 @@ export interface FinalFailure {
   ledger: Ledger;
   metadata: Record<string, unknown> | undefined;
   webhook: { url: string; secret: string } | undefined;
+  /** BullMQ's job timestamp (enqueue time), when known. */
+  enqueuedAtMs?: number;
 }
 
 /** Record `f` once (finalize is idempotent) and tell the hooks. */
 export async function recordFinalFailure(deps: FinalFailureDeps, f: FinalFailure, log: Logger): Promise<void> {
   const data = failureEventData(f);
   const fin = await deps.records.finalize(f.jobId, { state: 'failed', batchId: f.batchId, tenant: f.tenant, error: f.reason, event: { type: EVENT.jobFailed, data }, webhook: f.webhook });
-  if (fin.recorded) deps.onFinalized?.(fin, f.batchId);
+  if (fin.recorded) {
+    deps.onFinalized?.(fin, f.batchId);
+    deps.onJobFinal?.('failed', f.enqueuedAtMs);
+  }
   deps.onFinalFailure?.(f.jobId, f.reason);
   log.warn({ jobId: f.jobId, reason: f.reason, attempts: f.ledger.attempts, possibly_billed: f.ledger.possiblyBilled }, 'job failed');
 }
@@ -85,6 +95,7 @@ export async function recordExpiry(deps: FinalFailureDeps, e: Expiry, log: Logge
   if (reply.outcome === 'expired') {
     deps.onFinalized?.({ recorded: true, eventId: reply.eventId, batchFinished: reply.batchFinished }, e.batchId);
     deps.onExpired?.(e.jobId, e.tenant);
+    deps.onJobFinal?.('expired', e.enqueuedAtMs);
     log.info({ jobId: e.jobId, tenant: e.tenant, reason }, 'job expired');
   }
   return reply;
@@ -120,6 +131,7 @@ export async function recordBullFailure(deps: FinalFailureDeps, job: Job, err: E
       ledger: { attempts: rec?.attempts ?? 0, possiblyBilled: rec?.possiblyBilled ?? 0 },
       metadata: metadataOf(data),
       webhook: data.webhook,
+      enqueuedAtMs: job.timestamp,
     },
     log,
   );

@@ -16,6 +16,21 @@ export class WorkerMetrics {
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120],
     registers: [this.registry],
   });
+  /** SPEC §9 / issue 14: enqueue → the job's first upstream call (BullMQ's job timestamp to the send). */
+  readonly queueWait = new Histogram({
+    name: 'fluxq_queue_wait_seconds',
+    help: 'Time from enqueue to the job\'s first upstream call (observed by the worker that sends it)',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400],
+    registers: [this.registry],
+  });
+  /** Enqueue → final state, by outcome; observed once per job, by the worker that records the final state. */
+  readonly jobDuration = new Histogram({
+    name: 'fluxq_job_duration_seconds',
+    help: 'Time from enqueue to the job\'s final state (completed or failed), observed once per job',
+    labelNames: ['outcome'],
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 14400],
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({ name: 'fluxq_rate_limited_total', help: 'Upstream 429 answers (each pauses the whole fleet for Retry-After)', registers: [this.registry] });
   readonly bytesUploaded = new Counter({ name: 'fluxq_bytes_uploaded_total', help: 'Image bytes stored in S3', registers: [this.registry] });
   readonly jobsCompleted = new Counter({ name: 'fluxq_worker_jobs_completed_total', help: 'Jobs this process completed', registers: [this.registry] });
@@ -27,6 +42,7 @@ export class WorkerMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     for (const status of ['200', '429', 'error']) this.upstreamRequests.inc({ status }, 0);
+    for (const outcome of ['completed', 'failed']) this.jobDuration.zero({ outcome });
   }
 
   observeUpstream(outcome: { status: number | 'error'; latencyMs: number }): void {

@@ -56,7 +56,7 @@ export interface FailureContext {
 /** Record the final failure (once) and stop BullMQ from retrying. */
 export async function failJob(deps: OutcomeDeps, ctx: FailureContext, reason: string): Promise<never> {
   const { ledger, batchId, metadata, webhook } = ctx;
-  await recordFinalFailure(deps, { jobId: ctx.job.id ?? '', batchId, tenant: jobTenant(ctx.job.data), reason, ledger, metadata, webhook }, ctx.log);
+  await recordFinalFailure(deps, { jobId: ctx.job.id ?? '', batchId, tenant: jobTenant(ctx.job.data), reason, ledger, metadata, webhook, enqueuedAtMs: ctx.job.timestamp }, ctx.log);
   throw new AlreadyFinalError(reason);
 }
 

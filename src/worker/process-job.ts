@@ -35,6 +35,8 @@ export interface ProcessorDeps extends OutcomeDeps {
   /** How long an upload keeps retrying while S3 is down, holding the bytes. */
   uploadRetryWindowMs: number;
   prices: Prices;
+  /** A job's first upstream call ever is being sent: `enqueuedAtMs` is when it was enqueued (queue wait histogram). */
+  onFirstCall?: (enqueuedAtMs: number) => void;
   /** Tests only: pause a run right before its call start, or right after it (see CallTestHooks). */
   testHooks?: CallTestHooks;
 }
@@ -93,6 +95,8 @@ interface Run {
   signal: AbortSignal | undefined;
   /** The HEAD at the first image's predicted key, sent with the run's begin (see completeFromBucket). */
   firstImageHead: Promise<Settled<boolean>>;
+  /** BullMQ's job timestamp: when the job was enqueued. */
+  enqueuedAtMs: number;
 }
 
 /** A call counted as started under `opId`, its lease held until `lease.release()`. */
@@ -128,6 +132,7 @@ async function beginRun(
   data: JobData,
   log: Logger,
   signal: AbortSignal | undefined,
+  enqueuedAtMs: number,
 ): Promise<{ run: Run; call: StartedCall | undefined }> {
   const batchId = data.batch;
   const bucket = deps.config.s3.bucket ?? '';
@@ -139,7 +144,7 @@ async function beginRun(
   const { record, orphanedCalls, start } = await deps.records.beginRun(jobId, batchId, opts);
   if (orphanedCalls > 0) log.warn({ orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
   log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId, start: start?.verdict }, 'run started');
-  const run: Run = { jobId, data, batchId, tenant: jobTenant(data), record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, firstImageHead };
+  const run: Run = { jobId, data, batchId, tenant: jobTenant(data), record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, firstImageHead, enqueuedAtMs };
   if (start?.verdict === 'expired') await expireRun(deps, run, start.deadline);
   const call = start?.verdict === 'ok' ? startedCall(deps, jobId, start.opId, opts.leaseMs, log) : undefined;
   return { run, call };
@@ -153,7 +158,7 @@ async function beginRun(
 async function expireRun(deps: ProcessorDeps, run: Run, deadline: number): Promise<never> {
   const reply = await recordExpiry(
     deps,
-    { jobId: run.jobId, batchId: run.batchId, tenant: run.tenant, deadline, ledger: ledgerOf(run.record), metadata: run.data.metadata, webhook: run.data.webhook },
+    { jobId: run.jobId, batchId: run.batchId, tenant: run.tenant, deadline, ledger: ledgerOf(run.record), metadata: run.data.metadata, webhook: run.data.webhook, enqueuedAtMs: run.enqueuedAtMs },
     run.log,
   );
   run.log.info({ outcome: reply.outcome }, 'deadline passed before the first upstream call: ending the run without one');
@@ -228,13 +233,14 @@ async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
 type CallOutcome = { ok: true; response: DecodedResponse; ledger: Ledger } | { ok: false; error: unknown; ledger: Ledger };
 
 /** Send the started call (its lease held meanwhile) and settle it in the ledger, whatever happened. */
-async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequest, call: StartedCall, before: Ledger): Promise<CallOutcome> {
+async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequest, call: StartedCall, before: Ledger, firstEver: boolean): Promise<CallOutcome> {
   const { jobId, batchId, log } = run;
   const { lease } = call;
   log.debug({ model: run.model, fields: Object.keys(request.body), inputs: request.inputCount }, 'calling upstream');
   let response: DecodedResponse;
   try {
     await deps.testHooks?.afterCallStart?.(jobId);
+    if (firstEver) deps.onFirstCall?.(run.enqueuedAtMs);
     const answer = await deps.flux.generate(run.model, request.body, run.signal);
     response = answer.decoded;
     log.debug({ status: answer.status, latencyMs: Math.round(answer.latencyMs), images: response.images.length, output_mp: response.meta.output_mp }, 'upstream answered');
@@ -278,7 +284,8 @@ async function sendStartedCall(deps: ProcessorDeps, run: Run, call: StartedCall,
     if (head.value) return undefined;
     if (built.status === 'rejected') throw built.reason;
     sent = true;
-    return await callUpstream(deps, run, built.value, call, before);
+    // Started by the run's begin: only when no call was ever started for the id.
+    return await callUpstream(deps, run, built.value, call, before, true);
   } finally {
     if (!sent) await releaseCall(deps, run, call);
   }
@@ -312,7 +319,7 @@ async function findOrGenerate(deps: ProcessorDeps, run: Run, call: StartedCall |
   const request = await buildRequest(deps, run);
   const start = await startCall(deps, run);
   if (!start.started) return { result: start.result };
-  return { called: await callUpstream(deps, run, request, start, before) };
+  return { called: await callUpstream(deps, run, request, start, before, run.record.callsEver === 0) };
 }
 
 /**
@@ -387,8 +394,10 @@ async function complete(deps: ProcessorDeps, run: Run, output: StoredResult, led
     event: { type: EVENT.jobCompleted, data: event },
     webhook: data.webhook,
   });
-  if (fin.recorded) deps.onFinalized?.(fin, batchId);
-  else {
+  if (fin.recorded) {
+    deps.onFinalized?.(fin, batchId);
+    deps.onJobFinal?.('completed', run.enqueuedAtMs);
+  } else {
     // Already final: another run completed it (keep going), or it was cancelled or
     // failed meanwhile — then this run must not complete the BullMQ job.
     const now = await deps.records.get(jobId);
@@ -456,7 +465,7 @@ function runGeneration(deps: ProcessorDeps) {
     let ledger = NO_LEDGER;
     try {
       data = parseJobData(job);
-      const { run, call } = await beginRun(deps, jobId, data, log, signal);
+      const { run, call } = await beginRun(deps, jobId, data, log, signal, job.timestamp);
       ledger = ledgerOf(run.record);
       const recorded = replayRecordedOutcome(run.record); // a final record started no call
       if (recorded) return recorded;

@@ -219,6 +219,10 @@ function processorDeps(opts: CreateWorkerOptions, s: Services, feed: (outcome: '
       m?.jobsFailed.inc();
       hooks.onFinalFailure?.(jobId, reason);
     },
+    onFirstCall: (enqueuedAtMs) => m?.queueWait.observe(Math.max(0, Date.now() - enqueuedAtMs) / 1000),
+    onJobFinal: (state, enqueuedAtMs) => {
+      if (enqueuedAtMs) m?.jobDuration.observe({ outcome: state }, Math.max(0, Date.now() - enqueuedAtMs) / 1000);
+    },
     onRetry: () => {
       m?.jobsRetried.inc();
       void redis.hincrby(s.keys.stats, 'retried', 1).catch(() => undefined);

@@ -9,7 +9,9 @@ import type { Secret } from '../../shared/secret.js';
  * time. The two pages (dashboard, gallery) also take a session cookie: visiting one of
  * them once with `?token=API_TOKEN` sets it (HttpOnly, SameSite=Strict) and redirects to
  * the same address without the token, so it leaves the address bar and the history.
- * The cookie holds an HMAC of the token, never the token itself.
+ * The cookie holds an HMAC of the token, never the token itself. The event streams
+ * (`/v1/events`, `/v1/batches/:id/events`) take the cookie too, for the gallery's
+ * EventSource, but answer 401 JSON like every JSON route.
  */
 export const SESSION_COOKIE = 'fluxq_session';
 
@@ -34,6 +36,11 @@ export function bearerOf(req: FastifyRequest): string | undefined {
 
 export function isPagePath(path: string): boolean {
   return path === '/admin/queues' || path.startsWith('/admin/queues/') || path.startsWith('/batches/');
+}
+
+/** The event streams (SPEC §9): JSON routes that also take the pages' cookie, so a gallery's EventSource can read them. */
+export function isEventStreamPath(path: string): boolean {
+  return path === '/v1/events' || /^\/v1\/batches\/[^/]+\/events$/.test(path);
 }
 
 export function loginPage(path: string, wrong: boolean): string {
@@ -89,12 +96,13 @@ export function authHook(opts: AuthOptions) {
     }
     if (!opts.token) return;
     if (tokensMatch(bearer, opts.token)) return;
+    const cookie = req.cookies?.[SESSION_COOKIE];
+    const cookieOk = cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session));
+    if (cookieOk && (isPagePath(path) || isEventStreamPath(path))) return;
     if (!isPagePath(path)) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token: send Authorization: Bearer <API_TOKEN>' });
       return;
     }
-    const cookie = req.cookies?.[SESSION_COOKIE];
-    if (cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session))) return;
     const query = req.query as Record<string, string | undefined>;
     if (query.token !== undefined) {
       if (tokensMatch(query.token, opts.token)) {
