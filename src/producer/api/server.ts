@@ -10,6 +10,8 @@ import { fleetMetricsRoute } from './fleet-metrics.js';
 import { galleryRoutes } from './gallery.js';
 import { healthRoutes } from './health.js';
 import { jobRoutes } from './routes-jobs.js';
+import { openAiApi } from './openai/openai-api.js';
+import { tailEvents } from './openai/stream-tail.js';
 
 export interface Api {
   app: FastifyInstance;
@@ -57,12 +59,17 @@ export async function buildApi(deps: ApiDeps): Promise<Api> {
   batchRoutes(app, deps);
   fleetMetricsRoute(app, deps, [webhookQueue]);
   galleryRoutes(app, deps);
+  const events = tailEvents(producer.redis, producer.keys.events, { onError: (err) => log.warn({ err: err.message }, 'events stream read failed; retrying') });
+  const openai = openAiApi(deps, events);
+  await openai.register(app);
   await dashboardRoutes(app, [producer.queue as Queue, webhookQueue]);
   await app.ready();
   return {
     app,
     close: async () => {
       await app.close();
+      await openai.close();
+      events.close();
       await webhookQueue.close().catch(() => undefined);
     },
   };
