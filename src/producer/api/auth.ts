@@ -8,7 +8,9 @@ import type { Secret } from '../../shared/secret.js';
  * time. The two pages (dashboard, gallery) also take a session cookie: visiting one of
  * them once with `?token=API_TOKEN` sets it (HttpOnly, SameSite=Strict) and redirects to
  * the same address without the token, so it leaves the address bar and the history.
- * The cookie holds an HMAC of the token, never the token itself.
+ * The cookie holds an HMAC of the token, never the token itself. The event streams
+ * (`/v1/events`, `/v1/batches/:id/events`) take the cookie too, for the gallery's
+ * EventSource, but answer 401 JSON like every JSON route.
  */
 export const SESSION_COOKIE = 'fluxq_session';
 
@@ -35,6 +37,11 @@ export function isPagePath(path: string): boolean {
   return path === '/admin/queues' || path.startsWith('/admin/queues/') || path.startsWith('/batches/');
 }
 
+/** The event streams (SPEC §9): JSON routes that also take the pages' cookie, so a gallery's EventSource can read them. */
+export function isEventStreamPath(path: string): boolean {
+  return path === '/v1/events' || /^\/v1\/batches\/[^/]+\/events$/.test(path);
+}
+
 export function loginPage(path: string, wrong: boolean): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fluxq — sign in</title>
 <style>body{font:16px system-ui,sans-serif;display:grid;place-items:center;height:90vh;background:#f5f5f4}form{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}input{font:inherit;padding:.4rem;width:22rem}</style></head>
@@ -56,6 +63,9 @@ export function authHook(opts: AuthOptions) {
     const path = (req.url.split('?')[0] ?? '/').replace(/\/+$/, '') || '/';
     if (path === '/healthz' || !opts.token) return;
     if (tokensMatch(bearerOf(req), opts.token)) return;
+    const cookie = req.cookies?.[SESSION_COOKIE];
+    const cookieOk = cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session));
+    if (cookieOk && (isPagePath(path) || isEventStreamPath(path))) return;
     if (path.startsWith('/openai/')) {
       // The OpenAI surface answers in OpenAI's error shape (SPEC §10), which its clients read.
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { message: 'missing or wrong API key: use an API token as the key (Authorization: Bearer <token>)', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
@@ -65,8 +75,6 @@ export function authHook(opts: AuthOptions) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token: send Authorization: Bearer <API_TOKEN>' });
       return;
     }
-    const cookie = req.cookies?.[SESSION_COOKIE];
-    if (cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session))) return;
     const query = req.query as Record<string, string | undefined>;
     if (query.token !== undefined) {
       if (tokensMatch(query.token, opts.token)) {

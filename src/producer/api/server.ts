@@ -5,17 +5,27 @@ import { QueueUnavailableError, ValidationError } from '../../shared/errors.js';
 import type { ApiDeps } from './api-deps.js';
 import { authHook } from './auth.js';
 import { batchRoutes } from './routes-batches.js';
+import { createEventHub, type EventHub, type EventHubOptions } from './event-hub.js';
+import { eventRoutes, type EventStreamOptions } from './routes-events.js';
 import { dashboardRoutes } from './dashboard.js';
 import { fleetMetricsRoute } from './fleet-metrics.js';
 import { galleryRoutes } from './gallery.js';
 import { healthRoutes } from './health.js';
 import { jobRoutes } from './routes-jobs.js';
 import { openAiApi } from './openai/openai-api.js';
-import { tailEvents } from './openai/stream-tail.js';
 
 export interface Api {
   app: FastifyInstance;
+  /** The process's one reader of the events stream: subscribe to wait on jobs without polling. */
+  hub: EventHub;
   close(): Promise<void>;
+}
+
+export interface ApiOptions {
+  /** The SSE routes (keep-alive interval, slow-client bound). */
+  events?: EventStreamOptions;
+  /** The event hub (block time, buffers). */
+  hub?: EventHubOptions;
 }
 
 /**
@@ -23,7 +33,7 @@ export interface Api {
  * `/healthz`, errors as `{ error, details? }`. Built from plain parameters; `fluxq api`
  * wires it to the environment and a port.
  */
-export async function buildApi(deps: ApiDeps): Promise<Api> {
+export async function buildApi(deps: ApiDeps, opts: ApiOptions = {}): Promise<Api> {
   const { config, producer, logger } = deps;
   const log = logger.child({ component: 'api' });
   // Prototype keys are parsed as plain own properties (JSON.parse pollutes nothing) so
@@ -31,6 +41,7 @@ export async function buildApi(deps: ApiDeps): Promise<Api> {
   const app = Fastify({ bodyLimit: config.api.bodyLimitBytes, logger: false, trustProxy: false, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const webhookQueue = new Queue(producer.keys.webhookQueueName, { connection: producer.redis, prefix: config.queue.prefix });
   webhookQueue.on('error', () => undefined);
+  const hub = createEventHub({ redis: producer.redis, streamKey: producer.keys.events, logger }, opts.hub);
 
   await app.register(cookie);
   app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
@@ -52,24 +63,27 @@ export async function buildApi(deps: ApiDeps): Promise<Api> {
     log.error({ err, method: req.method, path: req.url.split('?')[0] }, 'request failed');
     return reply.code(500).send({ error: 'internal error; see the API log' });
   });
+  // Open event streams end before the server waits for its requests to finish.
+  app.addHook('preClose', async () => hub.close());
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
   healthRoutes(app, deps);
   jobRoutes(app, deps);
   batchRoutes(app, deps);
+  eventRoutes(app, hub, logger, opts.events);
   fleetMetricsRoute(app, deps, [webhookQueue]);
   galleryRoutes(app, deps);
-  const events = tailEvents(producer.redis, producer.keys.events, { onError: (err) => log.warn({ err: err.message }, 'events stream read failed; retrying') });
-  const openai = openAiApi(deps, events);
+  const openai = openAiApi(deps, hub);
   await openai.register(app);
   await dashboardRoutes(app, [producer.queue as Queue, webhookQueue]);
   await app.ready();
   return {
     app,
+    hub,
     close: async () => {
       await app.close();
       await openai.close();
-      events.close();
+      await hub.close();
       await webhookQueue.close().catch(() => undefined);
     },
   };

@@ -1,70 +1,86 @@
+import { streamPosition } from '../../../shared/events.js';
+import type { RedisClient } from '../../../shared/redis.js';
 import { FINAL_STATES, type JobState, type JobStatus } from '../../job-status.js';
-
-/** One entry of the events stream as the API process's single reader hands it out. */
-export interface StreamEntry {
-  id: string;
-  type: string;
-  data: string | Record<string, unknown>;
-}
-
-/** What the waiter needs of the events reader: subscribe, get every later entry, unsubscribe. */
-export interface EventFeed {
-  subscribe(onEntry: (entry: StreamEntry) => void, opts?: { filter?: (entry: StreamEntry) => boolean }): (() => void) | Promise<() => void>;
-}
+import type { EventHub, StreamEntry } from '../event-hub.js';
 
 const FINAL_EVENTS = new Set(['job.completed', 'job.failed', 'job.expired']);
 
+export interface JobFinalWaiterDeps {
+  /** The API process's one reader of the events stream. */
+  hub: Pick<EventHub, 'subscribe'>;
+  /** For the stream's end when subscribing (so nothing between subscribe and the first read is missed). */
+  redis: RedisClient;
+  streamKey: string;
+  getJob: (id: string) => Promise<JobStatus | undefined>;
+}
+
 /**
  * Waits for jobs to become final without a Redis read per waiter per tick: one
- * subscription to the process's events reader is shared by every waiter; a waiter
- * subscribes first, then reads its job once (so a completion in between is not missed),
- * and reads it once more when its final event arrives. However many requests wait, Redis
- * sees the one blocking reader.
+ * subscription to the process's event hub is shared by every waiter. A waiter registers
+ * first, then reads its job once (so a completion in between is not missed), and reads it
+ * again only when a final event names it. However many requests wait, Redis sees the
+ * hub's one blocking reader. Should the hub drop the subscription, the next wait
+ * subscribes again and the current waiters read their job once more.
  */
 export class JobFinalWaiter {
-  readonly #feed: EventFeed;
-  readonly #getJob: (id: string) => Promise<JobStatus | undefined>;
+  readonly #d: JobFinalWaiterDeps;
   readonly #waiting = new Map<string, Set<() => void>>();
-  #unsubscribe: Promise<() => void> | undefined;
+  #subscription: Promise<() => void> | undefined;
 
-  constructor(feed: EventFeed, getJob: (id: string) => Promise<JobStatus | undefined>) {
-    this.#feed = feed;
-    this.#getJob = getJob;
+  constructor(deps: JobFinalWaiterDeps) {
+    this.#d = deps;
   }
 
   #onEntry = (entry: StreamEntry): void => {
-    if (!FINAL_EVENTS.has(entry.type) || this.#waiting.size === 0) return;
-    let jobId: unknown;
-    try {
-      jobId = (typeof entry.data === 'string' ? (JSON.parse(entry.data) as Record<string, unknown>) : entry.data).jobId;
-    } catch {
-      return;
-    }
+    const jobId = entry.data.jobId;
     if (typeof jobId !== 'string') return;
     for (const wake of this.#waiting.get(jobId) ?? []) wake();
   };
 
-  async #subscribed(): Promise<void> {
-    this.#unsubscribe ??= Promise.resolve(this.#feed.subscribe(this.#onEntry, { filter: (e) => FINAL_EVENTS.has(e.type) }));
-    await this.#unsubscribe;
+  #onDropped = (): void => {
+    this.#subscription = undefined;
+    // Entries may be missed until the next subscription: every waiter reads its job again.
+    for (const set of this.#waiting.values()) for (const wake of set) wake();
+  };
+
+  async #subscribe(): Promise<() => void> {
+    // From the stream's current end: entries added while the hub's reader starts are replayed.
+    const after = (await streamPosition(this.#d.redis, this.#d.streamKey)).lastId;
+    return this.#d.hub.subscribe(this.#onEntry, { after, filter: (e) => FINAL_EVENTS.has(e.type), onDropped: this.#onDropped });
   }
 
   /** The job's status once final, or its last status when `timeoutMs` passed first (undefined: unknown). */
   async wait(id: string, timeoutMs: number): Promise<JobStatus | undefined> {
-    await this.#subscribed();
+    const deadline = Date.now() + timeoutMs;
+    this.#subscription ??= this.#subscribe().catch((err: unknown) => {
+      this.#subscription = undefined;
+      throw err;
+    });
+    await this.#subscription;
     let wake: () => void = () => undefined;
-    const woken = new Promise<void>((resolve) => (wake = resolve));
     const set = this.#waiting.get(id) ?? new Set();
-    set.add(wake);
     this.#waiting.set(id, set);
     let timer: NodeJS.Timeout | undefined;
     try {
-      const first = await this.#getJob(id);
-      if (!first || FINAL_STATES.has(first.state as JobState)) return first;
-      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-      const why = await Promise.race([woken, timedOut]);
-      const now = await this.#getJob(id);
-      return why === 'timeout' || !now ? (now ?? first) : now;
+      // Bounded: each round follows an event naming this job (or a dropped subscription).
+      for (let round = 0; round < 1000; round++) {
+        const woken = new Promise<'woken'>((resolve) => (wake = () => resolve('woken')));
+        set.add(wake);
+        const st = await this.#d.getJob(id);
+        if (!st || FINAL_STATES.has(st.state as JobState) || (st.state as string) === 'expired') return st;
+        const left = deadline - Date.now();
+        if (left <= 0) return st;
+        const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), left)));
+        const why = await Promise.race([woken, timedOut]);
+        clearTimeout(timer);
+        set.delete(wake);
+        if (why === 'timeout') return this.#d.getJob(id);
+        if (!this.#subscription) {
+          this.#subscription = this.#subscribe();
+          await this.#subscription;
+        }
+      }
+      return this.#d.getJob(id);
     } finally {
       clearTimeout(timer);
       set.delete(wake);
@@ -73,6 +89,8 @@ export class JobFinalWaiter {
   }
 
   async close(): Promise<void> {
-    if (this.#unsubscribe) (await this.#unsubscribe)();
+    const sub = this.#subscription;
+    this.#subscription = undefined;
+    if (sub) (await sub.catch(() => () => undefined))();
   }
 }

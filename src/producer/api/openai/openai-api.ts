@@ -7,13 +7,14 @@ import { batchRoutes } from './batches.js';
 import { FileStore } from './file-store.js';
 import { fileRoutes } from './files.js';
 import { imagesRoutes } from './images.js';
-import { JobFinalWaiter, type EventFeed } from './job-final-waiter.js';
+import type { EventHub } from '../event-hub.js';
+import { JobFinalWaiter } from './job-final-waiter.js';
 import { invalidRequest, OpenAiError } from './openai-error.js';
 
 /**
  * The OpenAI-compatible surface under `/openai/v1` (SPEC §10), as an encapsulated Fastify
  * plugin: its own error shape `{ error: { message, type, param, code } }`, its own
- * multipart parser, the images endpoint, files and batches. `feed` is the process's one
+ * multipart parser, the images endpoint, files and batches. `hub` is the process's one
  * events reader; `tenantOf` names the caller's tenant (undefined for the operator token).
  */
 export interface OpenAiApi {
@@ -21,13 +22,13 @@ export interface OpenAiApi {
   close(): Promise<void>;
 }
 
-export function openAiApi(deps: ApiDeps, feed: EventFeed, tenantOf: (req: unknown) => string | undefined = () => undefined): OpenAiApi {
+export function openAiApi(deps: ApiDeps, hub: Pick<EventHub, 'subscribe'>, tenantOf: (req: unknown) => string | undefined = () => undefined): OpenAiApi {
   const { config, producer, s3 } = deps;
   const log = deps.logger.child({ component: 'openai-api' });
   const files = new FileStore({ s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix });
   const records = new OpenAiBatchRecords(producer.redis, producer.keys);
   const runner = new BatchRunner({ config, producer, files, records, log });
-  const waiter = new JobFinalWaiter(feed, (id) => producer.getJob(id));
+  const waiter = new JobFinalWaiter({ hub, redis: producer.redis, streamKey: producer.keys.events, getJob: (id) => producer.getJob(id) });
 
   return {
     async register(app) {
