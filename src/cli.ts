@@ -5,7 +5,7 @@ import type { ServiceCommand } from './shared/service-io.js';
 import { processIO } from './producer/commands/io.js';
 import { enqueueCommand } from './producer/commands/enqueue.js';
 import { statusCommand } from './producer/commands/status.js';
-import { cancelCommand, pauseCommand, resumeCommand } from './producer/commands/control.js';
+import { cancelCommand, pauseCommand, resumeCommand, tenantsCommand } from './producer/commands/control.js';
 
 /**
  * The `fluxq` bin: argument parsing and dispatch, nothing else. Only this file reads
@@ -85,6 +85,8 @@ function registerCommands(program: Command): void {
     .option('--max-megapixels <N>', 'stop upstream calls for the batch once its reported megapixels reach N')
     .option('--webhook-url <URL>', 'batch webhook: receives batch.completed')
     .option('--webhook-secret <S>', 'secret that signs the batch webhook (whsec_… = base64)')
+    .option('--tenant <NAME>', 'tenant of every line that names none (default: default)')
+    .option('--deadline <TIME>', 'deadline of every line that names none: an RFC 3339 time or a duration from now (90m, 2h)')
     .action(async (file: string, opts) => done(await enqueueCommand(file, opts, io)));
 
   program
@@ -94,6 +96,11 @@ function registerCommands(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (id: string, opts) => done(await statusCommand(id, opts, io)));
 
+  program
+    .command('tenants')
+    .description("per tenant: jobs in flight, waiting, today's (UTC) megapixels and estimated cost")
+    .option('--json', 'print one JSON object per tenant')
+    .action(async (opts: { json?: boolean }) => done(await tenantsCommand(opts, io)));
   program.command('pause').description('stop upstream calls fleet-wide (in-flight calls finish)').action(async () => done(await pauseCommand(io)));
   program.command('resume').description('restart upstream calls fleet-wide').action(async () => done(await resumeCommand(io)));
   program

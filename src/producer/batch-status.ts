@@ -9,8 +9,10 @@ export interface BatchStatus {
   batchId: string;
   /** `running` until every job is final, then `completed`. */
   state: 'running' | 'completed';
+  /** Whose batch it is (SPEC §8). */
+  tenant: string;
   total: number;
-  counts: { waiting: number; active: number; delayed: number; completed: number; failed: number; cancelled: number };
+  counts: { waiting: number; active: number; delayed: number; completed: number; failed: number; cancelled: number; expired: number };
   output_mp: number;
   input_mp: number;
   possibly_billed: number;
@@ -39,8 +41,9 @@ export async function getBatchStatus(deps: { batches: BatchStore; queue: Queue<J
   const status: BatchStatus = {
     batchId,
     state: openTotal === 0 && rec.total > 0 ? 'completed' : 'running',
+    tenant: rec.tenant,
     total: rec.total,
-    counts: { ...open, completed: rec.completed, failed: rec.failed, cancelled: rec.cancelled },
+    counts: { ...open, completed: rec.completed, failed: rec.failed, cancelled: rec.cancelled, expired: rec.expired },
     output_mp: rec.outputMp,
     input_mp: rec.inputMp,
     possibly_billed: rec.possiblyBilled,

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { BatchStore } from '../shared/batch-store.js';
 import { isValidBatchId, isValidJobId } from '../shared/ids.js';
-import type { JobData } from '../shared/job-data.js';
+import { jobTenant, type JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { readJob } from './job-status.js';
@@ -38,7 +38,8 @@ export async function cancelJob(deps: CancelDeps, jobId: string): Promise<Cancel
     if (state === 'completed' || state === 'failed') return 'final';
   }
   const batchId = record?.batchId ?? (read && read !== 'unreadable' ? read.data?.batch : undefined);
-  const verdict = await deps.records.cancel(jobId, batchId);
+  const tenant = record?.tenant ?? (read && read !== 'unreadable' ? jobTenant(read.data) : undefined);
+  const verdict = await deps.records.cancel(jobId, batchId, tenant);
   if (verdict !== 'cancelled') return verdict;
   // A worker that holds the job keeps its lock and the removal is refused: that worker
   // finds the job cancelled and ends the run.

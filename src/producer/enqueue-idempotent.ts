@@ -1,6 +1,7 @@
 import { Job, type Queue } from 'bullmq';
 import type { BatchOptions, BatchStore } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
+import { DEFAULT_TENANT } from '../shared/ids.js';
 import type { JobData } from '../shared/job-data.js';
 import { generationJobOptions } from '../shared/job-options.js';
 import type { JobRecords } from '../shared/job-record.js';
@@ -70,7 +71,7 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
       toRetry.push(it);
       outcomes.push(outcome('retried'));
     } else if (jobExists) outcomes.push(outcome('exists'));
-    else if (recordFinal === 'failed' || recordFinal === 'cancelled') {
+    else if (recordFinal === 'failed' || recordFinal === 'cancelled' || recordFinal === 'expired') {
       toReopen.push(it);
       toAdd.push(it);
       outcomes.push(outcome('retried'));
@@ -89,7 +90,14 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
     await reg.exec();
     const byBatch = new Map<string, string[]>();
     for (const it of toCreate) if (it.batchId) byBatch.set(it.batchId, [...(byBatch.get(it.batchId) ?? []), it.id]);
-    for (const [batchId, ids] of byBatch) await batches.addJobs(batchId, ids);
+    for (const [batchId, ids] of byBatch) await batches.addJobs(batchId, ids, { tenant: items.find((x) => x.batchId === batchId)?.tenant ?? DEFAULT_TENANT });
+  }
+  // Tenant and deadline of every run about to start (new, re-opened or retried), before its job exists.
+  const toRun = [...toAdd, ...toRetry];
+  if (toRun.length > 0) {
+    const terms = redis.pipeline();
+    for (const it of toRun) records.setRunTerms(terms, it.id, { tenant: it.tenant, deadline: it.deadline });
+    await terms.exec();
   }
   if (toAdd.length > 0) {
     await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: generationJobOptions(deps.config, it.id, priority) })));

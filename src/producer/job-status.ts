@@ -1,19 +1,21 @@
 import type { Job, Queue } from 'bullmq';
 import { isValidJobId } from '../shared/ids.js';
-import type { JobData } from '../shared/job-data.js';
+import { jobTenant, type JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
 import type { JobResult } from '../shared/result.js';
 
 /** SPEC §7: the states `fluxq status` prints and the API returns. */
-export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'paused' | 'cancelled';
+export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'paused' | 'cancelled' | 'expired';
 
-export const FINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled', 'expired']);
 
 /** A job as users see it (SPEC §6 `GET /v1/jobs/:id`, without presigned URLs). */
 export interface JobStatus {
   id: string;
   state: JobState;
   batchId?: string;
+  /** Who the job is for (SPEC §8). */
+  tenant: string;
   attempts: number;
   possibly_billed: number;
   error?: string;
@@ -68,6 +70,7 @@ export async function getJobStatus(deps: JobStatusDeps, id: string, again = true
   const status: JobStatus = {
     id,
     state: 'waiting',
+    tenant: record?.tenant ?? jobTenant(job?.data),
     attempts: record?.attempts ?? 0,
     possibly_billed: record?.possiblyBilled ?? 0,
   };
@@ -76,7 +79,7 @@ export async function getJobStatus(deps: JobStatusDeps, id: string, again = true
   if (record?.state) {
     status.state = record.state;
     if (record.state === 'completed' && record.result) status.result = JSON.parse(record.result) as JobResult;
-    if (record.state === 'failed' && record.error) status.error = record.error;
+    if ((record.state === 'failed' || record.state === 'expired') && record.error) status.error = record.error;
     return status;
   }
   if (read === 'unreadable') {

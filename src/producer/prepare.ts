@@ -3,6 +3,8 @@ import { resolveAllowed, type AddressPolicy } from '../shared/address-policy.js'
 import type { Config } from '../shared/config.js';
 import { envelopeInputs, generationParams, type Envelope } from '../shared/envelope.js';
 import { InputError } from '../shared/errors.js';
+import { DEFAULT_TENANT } from '../shared/ids.js';
+import { parseRfc3339 } from '../shared/deadline.js';
 import type { JobData } from '../shared/job-data.js';
 import { redactUrl } from '../shared/redact-url.js';
 import type { InputImageField } from '../shared/upstream.js';
@@ -17,6 +19,10 @@ export interface PreparedRequest {
   id: string;
   batchId: string | undefined;
   data: JobData;
+  /** Who the job is for (SPEC §8). */
+  tenant: string;
+  /** The latest start of its first upstream call (ms), if any. */
+  deadline: number | undefined;
 }
 
 export interface PrepareContext {
@@ -24,6 +30,10 @@ export interface PrepareContext {
   inputStore: () => InputStoreDeps;
   /** Batch of every request that names none. */
   batch?: string | undefined;
+  /** Tenant of every request that names none (default `default`). */
+  tenant?: string | undefined;
+  /** Deadline (RFC 3339) of every request that names none. */
+  deadline?: string | undefined;
   /** CLI only: the bytes of an input value that names a local file, or undefined. */
   readLocalInput?: ((field: InputImageField, value: string) => Promise<Buffer | undefined>) | undefined;
   /** CLI only: whether a value names an existing local file (checked during validation). */
@@ -79,6 +89,7 @@ function toJobData(env: Envelope, batchId: string | undefined, inputs: JobData['
   if (batchId) data.batch = batchId;
   if (env.metadata) data.metadata = env.metadata;
   if (env.model) data.model = env.model;
+  if (env.tenant && env.tenant !== DEFAULT_TENANT) data.tenant = env.tenant;
   if (env.output?.keyPrefix) data.outputKeyPrefix = env.output.keyPrefix;
   if (env.webhook_url && env.webhook_secret) data.webhook = { url: env.webhook_url, secret: env.webhook_secret };
   return data;
@@ -99,7 +110,9 @@ export async function prepareRequests(requests: readonly unknown[], ctx: Prepare
     const batchId = env.batch ?? ctx.batch;
     try {
       const inputs = await prepareInputs(env, ctx, known, decoded.get(index));
-      prepared.push({ id: env.id ?? randomUUID(), batchId, data: toJobData(env, batchId, inputs) });
+      const withTerms = { ...env, tenant: env.tenant ?? ctx.tenant, deadline: env.deadline ?? ctx.deadline };
+      const deadline = withTerms.deadline === undefined ? undefined : parseRfc3339(withTerms.deadline);
+      prepared.push({ id: env.id ?? randomUUID(), batchId, data: toJobData(withTerms, batchId, inputs), tenant: withTerms.tenant ?? DEFAULT_TENANT, deadline });
     } catch (err) {
       if (err instanceof InputError) bad.push({ index, details: [{ path: err.field, message: err.message.slice(err.field.length + 2) }] });
       else throw err;

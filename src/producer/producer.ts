@@ -3,7 +3,8 @@ import { Queue } from 'bullmq';
 import { BatchStore, type BatchOptions } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
 import { QueueUnavailableError, ValidationError } from '../shared/errors.js';
-import { batchIdProblem, jobIdProblem } from '../shared/ids.js';
+import { TENANT_RE, TENANT_RULE, batchIdProblem, jobIdProblem } from '../shared/ids.js';
+import { deadlineProblem } from '../shared/deadline.js';
 import type { JobData } from '../shared/job-data.js';
 import { JobRecords } from '../shared/job-record.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
@@ -38,6 +39,10 @@ export interface EnqueueOptions {
   batch?: string;
   /** BullMQ priority (1 highest). */
   priority?: number;
+  /** Tenant of every request that names none (SPEC §8; default `default`). */
+  tenant?: string;
+  /** Deadline (RFC 3339) of every request that names none (SPEC §8). */
+  deadline?: string;
   /** Budget of `batch` (megapixels in + out as reported): no upstream call once reached. */
   maxMegapixels?: number;
   /** Webhook of `batch`: receives batch.completed. */
@@ -128,10 +133,15 @@ export function createProducer(opts: ProducerOptions): Producer {
       const why = refuseWebhookUrl(o.batchWebhook.url, config);
       if (why) throw new ValidationError([{ path: 'webhook_url', message: `refused: ${why}` }]);
     }
-    const prepared = await prepareRequests(requests, { config, inputStore, batch: o.batch, readLocalInput: o.readLocalInput, localFile: o.localFile });
+    const badTenant = o.tenant === undefined || TENANT_RE.test(o.tenant) ? undefined : TENANT_RULE;
+    if (badTenant) throw new ValidationError([{ path: 'tenant', message: badTenant }]);
+    const badDeadline = o.deadline === undefined ? undefined : deadlineProblem(o.deadline);
+    if (badDeadline) throw new ValidationError([{ path: 'deadline', message: badDeadline }]);
+    const prepared = await prepareRequests(requests, { config, inputStore, batch: o.batch, tenant: o.tenant, deadline: o.deadline, readLocalInput: o.readLocalInput, localFile: o.localFile });
     const batchOptions: BatchOptions = {};
     if (o.maxMegapixels !== undefined) batchOptions.maxMegapixels = o.maxMegapixels;
     if (o.batchWebhook) batchOptions.webhook = o.batchWebhook;
+    if (o.tenant) batchOptions.tenant = o.tenant;
     return connected(async () => {
       const outcomes = await enqueuePrepared({ config, redis, keys, records, batches, queue, log }, prepared, { priority: o.priority, batch: o.batch, batchOptions });
       const count = (s: EnqueueStatus) => outcomes.filter((x) => x.status === s).length;

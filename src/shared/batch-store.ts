@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { activeOrDelayed } from './bullmq-internals.js';
 import type { EventData } from './events.js';
+import { DEFAULT_TENANT } from './ids.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { addBatchJobs, emitBatchCompleted } from './redis-scripts/batch-record.js';
@@ -20,6 +21,8 @@ export interface BatchOptions {
   maxMegapixels?: number;
   /** The batch webhook, which receives batch.completed. */
   webhook?: { url: string; secret: string };
+  /** Whose batch it is (SPEC §8): set by the batch's first enqueue, kept after. */
+  tenant?: string;
 }
 
 export interface BatchRecord {
@@ -28,6 +31,9 @@ export interface BatchRecord {
   completed: number;
   failed: number;
   cancelled: number;
+  expired: number;
+  /** Whose batch it is (`default` when none was named). */
+  tenant: string;
   outputMp: number;
   inputMp: number;
   possiblyBilled: number;
@@ -43,7 +49,7 @@ export interface BatchRecord {
 
 const FIELDS = [
   'total', 'completed', 'failed', 'cancelled', 'output_mp', 'input_mp', 'possibly_billed', 'cost_micro_usd',
-  'created', 'started', 'finished', 'max_mp', 'webhook_url', 'webhook_secret', 'fin_gen', 'emitted_gen',
+  'created', 'started', 'finished', 'max_mp', 'webhook_url', 'webhook_secret', 'fin_gen', 'emitted_gen', 'expired', 'tenant',
 ] as const;
 
 /** How long a member snapshot outlives a writer that died while reading it. */
@@ -54,13 +60,15 @@ const opt = (v: string | null | undefined) => (v ? Number(v) : undefined);
 
 function toBatch(batchId: string, v: (string | null)[]): BatchRecord | undefined {
   if (v.every((x) => x === null)) return undefined;
-  const [total, completed, failed, cancelled, out, inp, pb, cost, created, started, finished, maxMp, url, secret, finGen, emittedGen] = v;
+  const [total, completed, failed, cancelled, out, inp, pb, cost, created, started, finished, maxMp, url, secret, finGen, emittedGen, expired, tenant] = v;
   return {
     batchId,
     total: num(total),
     completed: num(completed),
     failed: num(failed),
     cancelled: num(cancelled),
+    expired: num(expired),
+    tenant: tenant || DEFAULT_TENANT,
     outputMp: num(out),
     inputMp: num(inp),
     possiblyBilled: num(pb),
@@ -100,6 +108,7 @@ export class BatchStore {
       now: Date.now(),
       maxMp: opts.maxMegapixels,
       webhook: opts.webhook?.url ? opts.webhook : undefined,
+      tenant: opts.tenant,
     });
   }
 

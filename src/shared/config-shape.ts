@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Secret } from './secret.js';
+import type { TenantToken } from './config-values.js';
 
 /**
  * The shape of fluxq's configuration: the `Config` every part is built from, and the type of a
@@ -61,6 +62,8 @@ export interface Config {
     host: string;
     port: number;
     token: Secret | undefined;
+    /** API_TOKENS: tenant tokens (SPEC §8); a request made with one is that tenant's. */
+    tenantTokens: readonly TenantToken[];
     insecure: boolean;
     bodyLimitBytes: number;
     presignTtlS: number;

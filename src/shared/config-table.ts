@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { ConfigPath, ConfigVariable } from './config-shape.js';
 import { LOG_LEVELS } from './config-shape.js';
-import { BUCKET, BUCKET_RULE, bool, bucketNames, decimal, hostNames, httpUrl, int, intOrAuto, oneOf, redisUrls, secret, text } from './config-values.js';
+import { BUCKET, BUCKET_RULE, bool, bucketNames, decimal, hostNames, httpUrl, int, intOrAuto, oneOf, redisUrls, secret, tenantTokens, text } from './config-values.js';
 
 /**
  * SPEC §3 and fluxq's own variables, each once: how its text is parsed, its default, where it
@@ -146,6 +146,10 @@ export const CONFIG_TABLE = {
   SPOOL_MAX_BYTES: {
     at: 'worker.spoolMaxBytes', ...int(0), default: 1024 * 1024 * 1024,
     doc: 'spool cap; past it bytes are kept in memory for the current attempt only',
+  },
+  API_TOKENS: {
+    at: 'api.tenantTokens', ...tenantTokens(), default: [],
+    doc: 'comma list `name=token` of tenant tokens (SPEC §8): a request made with one is that tenant\'s and sees and cancels only its own jobs and batches; `API_TOKEN` stays the operator\'s and sees all. Never logged',
   },
   API_INSECURE: { at: 'api.insecure', ...bool(), default: false, doc: 'let `fluxq api` start without `API_TOKEN`' },
   AUTO_PROBE_ROUNDS: {

@@ -110,3 +110,41 @@ export function hostNames(): ValueKind<string[]> {
   const kind = text(/^[A-Za-z0-9.*:[\]-]+(\s*,\s*[A-Za-z0-9.*:[\]-]+)*$/, rule);
   return { parse: kind.parse.transform((v) => splitList(v.toLowerCase()).filter(Boolean)), rule };
 }
+
+/** One tenant token of `API_TOKENS` (SPEC §8). */
+export interface TenantToken {
+  tenant: string;
+  token: Secret;
+}
+
+/**
+ * `API_TOKENS`: a comma list `name=token` of tenant tokens (names 1–64 of A–Z a–z 0–9 . _ -,
+ * tokens like API_TOKEN: 16–512 printable characters without spaces or commas), each name
+ * and each token once. A refused value is shown with every token replaced by `[redacted]`.
+ */
+export function tenantTokens(): ValueKind<readonly TenantToken[]> {
+  const rule = 'a comma list of name=token (names 1–64 of A–Z a–z 0–9 . _ -, each once; tokens 16–512 printable characters without spaces or commas, each once)';
+  return {
+    parse: z.string().transform((value, ctx) => {
+      const parts = splitList(value).filter(Boolean);
+      const redacted = parts.map((p) => `${p.split('=')[0] ?? ''}=[redacted]`).join(',');
+      const out: TenantToken[] = [];
+      const names = new Set<string>();
+      const tokens = new Set<string>();
+      for (const part of parts) {
+        const at = part.indexOf('=');
+        const tenant = at > 0 ? part.slice(0, at) : '';
+        const token = at > 0 ? part.slice(at + 1) : '';
+        if (!/^[A-Za-z0-9._-]{1,64}$/.test(tenant) || !/^[\x21-\x2b\x2d-\x7e]{16,512}$/.test(token) || names.has(tenant) || tokens.has(token)) {
+          ctx.addIssue({ code: 'custom', message: rule, input: redacted });
+          return z.NEVER;
+        }
+        names.add(tenant);
+        tokens.add(token);
+        out.push({ tenant, token: new Secret(token) });
+      }
+      return out;
+    }),
+    rule,
+  };
+}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError, type FieldProblem } from './errors.js';
-import { batchIdProblem, jobIdProblem } from './ids.js';
+import { deadlineProblem } from './deadline.js';
+import { TENANT_RE, TENANT_RULE, batchIdProblem, jobIdProblem } from './ids.js';
 import { INPUT_IMAGE_FIELDS, MAX_PIXELS, type GenerationParams, type InputImageField } from './upstream.js';
 
 /**
@@ -10,7 +11,7 @@ import { INPUT_IMAGE_FIELDS, MAX_PIXELS, type GenerationParams, type InputImageF
  */
 
 /** SPEC §7 Ids: the rules live in ids.ts. */
-export { BATCH_ID_RE, JOB_ID_RE, isValidJobId } from './ids.js';
+export { BATCH_ID_RE, JOB_ID_RE, TENANT_RE, DEFAULT_TENANT, isValidJobId } from './ids.js';
 const MODEL_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const KEY_PREFIX_RE = /^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/;
 export const MAX_PROMPT_CHARS = 10_000;
@@ -125,6 +126,14 @@ const shape = {
   batch: batchId.optional(),
   metadata: metadata.optional(),
   model: z.string({ error: 'must be a string' }).regex(MODEL_RE, { message: 'must be 1–64 characters of A–Z a–z 0–9 . _ -' }).optional(),
+  deadline: z
+    .string({ error: 'must be a string (an RFC 3339 time)' })
+    .superRefine((v, ctx) => {
+      const why = deadlineProblem(v);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    })
+    .optional(),
+  tenant: z.string({ error: 'must be a string' }).regex(TENANT_RE, { message: TENANT_RULE }).optional(),
   output: z
     .strictObject({
       keyPrefix: z

@@ -8,6 +8,7 @@ import type { RedisClient } from './redis.js';
 export const EVENT = {
   jobCompleted: 'job.completed',
   jobFailed: 'job.failed',
+  jobExpired: 'job.expired',
   batchCompleted: 'batch.completed',
   queuePaused: 'queue.paused',
   queueResumed: 'queue.resumed',
@@ -28,6 +29,7 @@ export interface EventData {
   'job.completed': {
     jobId: string;
     batchId?: string;
+    tenant?: string;
     images: StoredImage[];
     attempts: number;
     possibly_billed: number;
@@ -38,17 +40,22 @@ export interface EventData {
   'job.failed': {
     jobId: string;
     batchId?: string;
+    tenant?: string;
     error: string;
     attempts: number;
     possibly_billed: number;
     metadata?: Record<string, unknown>;
   };
+  /** SPEC §8: the same fields as job.failed. */
+  'job.expired': EventData['job.failed'];
   'batch.completed': {
     batchId: string;
     total: number;
     completed: number;
     failed: number;
     cancelled: number;
+    expired: number;
+    tenant?: string;
     output_mp: number;
     input_mp: number;
     possibly_billed: number;
@@ -173,4 +180,20 @@ export async function readEventsAfter(
     if (ev) events.push(ev);
   }
   return { events, lastId: entries.length > 0 ? (entries[entries.length - 1]?.[0] ?? afterId) : afterId };
+}
+
+/**
+ * SPEC §8: whether a tenant token's event feed (`GET /v1/events`) carries `ev`. The
+ * operator (`undefined`) sees every event; a tenant sees its jobs' and batches' events
+ * (`data.tenant`; none means `default`) and the queue-wide `queue.paused` / `queue.resumed`,
+ * never another tenant's nor a `webhook.failed` (it names no tenant).
+ */
+export function eventVisibleTo(tenant: string | undefined): (ev: Pick<FluxqEvent, 'type' | 'data'>) => boolean {
+  return (ev) => {
+    if (tenant === undefined) return true;
+    if (ev.type === EVENT.queuePaused || ev.type === EVENT.queueResumed) return true;
+    if (ev.type === EVENT.webhookFailed) return false;
+    const t = (ev.data as { tenant?: unknown }).tenant;
+    return (typeof t === 'string' ? t : 'default') === tenant;
+  };
 }

@@ -11,6 +11,10 @@ import { QueueKeys } from 'bullmq';
 
 export const JOB_ID_RE = /^[A-Za-z0-9._~-]{1,128}$/;
 export const BATCH_ID_RE = /^[A-Za-z0-9._~-]{1,100}$/;
+/** SPEC §8 Tenants: who a job is for; `default` when the envelope names none. */
+export const TENANT_RE = /^[A-Za-z0-9._-]{1,64}$/;
+export const DEFAULT_TENANT = 'default';
+export const TENANT_RULE = 'must be 1–64 characters of A–Z a–z 0–9 . _ -';
 
 /** SPEC §7's own list: a floor, so a BullMQ upgrade can only add names. */
 const SPEC_RESERVED = [

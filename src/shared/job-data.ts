@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { envelopeSchema } from './envelope.js';
+import { DEFAULT_TENANT } from './ids.js';
 import { INPUT_IMAGE_FIELDS, type GenerationParams, type InputImageField } from './upstream.js';
 
 /**
@@ -14,6 +15,8 @@ export interface JobData {
   batch?: string;
   metadata?: Record<string, unknown>;
   model?: string;
+  /** SPEC §8: absent means `default` (jobs enqueued before tenants existed too). */
+  tenant?: string;
   outputKeyPrefix?: string;
   webhook?: { url: string; secret: string };
 }
@@ -36,6 +39,13 @@ export const jobDataSchema = z.strictObject({
   batch: env.batch,
   metadata: env.metadata,
   model: env.model,
+  tenant: env.tenant,
   outputKeyPrefix: z.string().optional(),
   webhook: z.strictObject({ url: z.string(), secret: z.string() }).optional(),
 });
+
+/** The tenant a job is for (SPEC §8); `default` when its data names none or is unreadable. */
+export function jobTenant(data: unknown): string {
+  const t = typeof data === 'object' && data !== null ? (data as { tenant?: unknown }).tenant : undefined;
+  return typeof t === 'string' && t !== '' ? t : DEFAULT_TENANT;
+}

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { beginRun, releaseCall, renewCall, settleCall, startCall, type StartCallReply } from './redis-scripts/call-ledger.js';
-import { cancelJob, finalizeJob, type FinalisationKeys } from './redis-scripts/finalisation.js';
+import { cancelJob, expireJob, finalizeJob, type ExpireJobReply, type FinalisationKeys } from './redis-scripts/finalisation.js';
+import { DEFAULT_TENANT } from './ids.js';
 import { reopenJob } from './redis-scripts/id-record.js';
 
 /**
@@ -23,7 +24,7 @@ import { reopenJob } from './redis-scripts/id-record.js';
  * no batch id and the script leaves them alone. The scripts are `redis-scripts/lua/*.lua`.
  */
 
-export type FinalState = 'completed' | 'failed' | 'cancelled';
+export type FinalState = 'completed' | 'failed' | 'cancelled' | 'expired';
 
 export interface JobRecord {
   gen: number;
@@ -41,9 +42,13 @@ export interface JobRecord {
   size: string | undefined;
   /** Upstream calls ever started for this id, in any generation (never reset). */
   callsEver: number;
+  /** Who the job is for (SPEC §8); `default` when none was named. */
+  tenant: string;
+  /** The latest start of the first upstream call (ms), when the job has a deadline. */
+  deadline: number | undefined;
 }
 
-const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed', 'size', 'calls'] as const;
+const FIELDS = ['gen', 'batch', 'state', 'final', 'result', 'error', 'attempts', 'pb', 'created', 'prompt', 'seed', 'size', 'calls', 'tenant', 'deadline'] as const;
 type RecordFields = Partial<Record<(typeof FIELDS)[number], string>>;
 
 function toRecord(v: RecordFields): JobRecord {
@@ -62,6 +67,8 @@ function toRecord(v: RecordFields): JobRecord {
     seed: v.seed !== undefined && v.seed !== '' ? Number(v.seed) : undefined,
     size: v.size || undefined,
     callsEver: Number(v.calls ?? 0),
+    tenant: v.tenant || DEFAULT_TENANT,
+    deadline: v.deadline ? Number(v.deadline) : undefined,
   };
 }
 
@@ -77,8 +84,9 @@ function fromHmget(values: (string | null)[]): JobRecord | undefined {
 }
 
 export interface FinalizeInput {
-  state: FinalState;
+  state: Exclude<FinalState, 'expired'>;
   batchId?: string | undefined;
+  tenant?: string | undefined;
   result?: string;
   error?: string;
   event?: { type: string; data: unknown };
@@ -114,7 +122,21 @@ export type CallStartVerdict =
   | { verdict: 'ok'; opId: string }
   | { verdict: 'final'; state: FinalState }
   | { verdict: 'rate_limited'; ttlMs: number }
-  | { verdict: 'budget'; maxMp: number };
+  | { verdict: 'budget'; maxMp: number }
+  | { verdict: 'expired'; deadline: number };
+
+/** What expire-job.lua needs besides the record: the event's data and the job's webhook. */
+export interface ExpireInput {
+  batchId: string | undefined;
+  tenant: string | undefined;
+  deadline: number;
+  error: string;
+  data: unknown;
+  webhook: { url: string; secret: string } | undefined;
+}
+
+/** The caller's UTC day, `YYYY-MM-DD` (the tenant's daily megapixels count under it). */
+export const utcDay = (ms = Date.now()) => new Date(ms).toISOString().slice(0, 10);
 
 const leaseOf = (opts: CallStartOptions) => Math.max(1, Math.round(opts.leaseMs));
 
@@ -122,6 +144,7 @@ function toVerdict(reply: StartCallReply, opId: string): CallStartVerdict {
   if (reply.verdict === 'final') return { verdict: 'final', state: reply.state as FinalState };
   if (reply.verdict === 'rate_limited') return { verdict: 'rate_limited', ttlMs: Number(reply.ttlMs) };
   if (reply.verdict === 'budget') return { verdict: 'budget', maxMp: Number(reply.maxMp) };
+  if (reply.verdict === 'expired') return { verdict: 'expired', deadline: Number(reply.deadline) };
   return { verdict: 'ok', opId };
 }
 
@@ -166,6 +189,48 @@ export class JobRecords {
     pipeline.hsetnx(key, 'created', String(now));
     pipeline.hset(key, 'prompt', job.prompt, 'seed', job.seed === undefined ? '' : String(job.seed), 'batch', job.batchId ?? '', 'size', size);
     pipeline.expire(key, this.#ttlS);
+  }
+
+  /**
+   * What a new or re-opened run of a job is for (SPEC §8): its tenant (one more open job
+   * for it) and its deadline — in the record, where the call start checks it, and in the
+   * deadlines zset the sweeper reads; no deadline clears an earlier one.
+   */
+  setRunTerms(pipeline: ReturnType<RedisClient['pipeline']>, jobId: string, terms: { tenant: string; deadline: number | undefined }): void {
+    const key = this.#keys.idRecord(jobId);
+    pipeline.hset(key, 'tenant', terms.tenant);
+    pipeline.hincrby(this.#keys.tenantStats, `${terms.tenant}:open`, 1);
+    if (terms.deadline === undefined) {
+      pipeline.hdel(key, 'deadline');
+      pipeline.zrem(this.#keys.deadlines, jobId);
+    } else {
+      pipeline.hset(key, 'deadline', String(terms.deadline));
+      pipeline.zadd(this.#keys.deadlines, terms.deadline, jobId);
+    }
+  }
+
+  /** Deadlines due by `now` (ms), oldest first, at most `limit`. */
+  async dueDeadlines(now: number, limit: number): Promise<{ jobId: string; deadline: number }[]> {
+    const flat = await this.#redis.zrangebyscore(this.#keys.deadlines, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
+    const due: { jobId: string; deadline: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) due.push({ jobId: flat[i] as string, deadline: Number(flat[i + 1]) });
+    return due;
+  }
+
+  /** End a job whose deadline passed before its first call, exactly once (see lua/expire-job.lua). */
+  expire(jobId: string, input: ExpireInput): Promise<ExpireJobReply> {
+    return expireJob(this.#redis, { ...this.#finalisationKeys(jobId, input.batchId), deadlines: this.#keys.deadlines }, {
+      jobId,
+      batchId: input.batchId || undefined,
+      tenant: input.tenant,
+      deadline: input.deadline,
+      error: input.error,
+      data: JSON.stringify(input.data) ?? '{}',
+      webhook: input.webhook?.url ? input.webhook : undefined,
+      eventsMaxLen: this.#eventsMaxLen,
+      ttlS: this.#ttlS,
+      now: Date.now(),
+    });
   }
 
   /** The ledger's keys of a job (a job without a batch names the unused `batch:-`). */
@@ -227,8 +292,10 @@ export class JobRecords {
   }
 
   /** When upstream call `opId` has an outcome; returns the job's ledger after it. */
-  async callSettled(jobId: string, batchId: string | undefined, opId: string, outcome: CallOutcome): Promise<{ attempts: number; possiblyBilled: number }> {
-    const reply = await settleCall(this.#redis, this.#ledgerKeys(jobId, batchId), {
+  async callSettled(jobId: string, batchId: string | undefined, opId: string, outcome: CallOutcome, tenant?: string): Promise<{ attempts: number; possiblyBilled: number }> {
+    const reply = await settleCall(this.#redis, { ...this.#ledgerKeys(jobId, batchId), tenantStats: this.#keys.tenantStats }, {
+      tenant,
+      day: utcDay(),
       opId,
       spendsAttempt: outcome.spendsAttempt,
       ambiguous: outcome.ambiguous,
@@ -251,6 +318,7 @@ export class JobRecords {
       batchesPending: this.#keys.batchesPending,
       webhookOutbox: this.#keys.webhookOutbox,
       stats: this.#keys.stats,
+      tenantStats: this.#keys.tenantStats,
     };
   }
 
@@ -259,6 +327,7 @@ export class JobRecords {
     const reply = await finalizeJob(this.#redis, this.#finalisationKeys(jobId, input.batchId), {
       jobId,
       state: input.state,
+      tenant: input.tenant,
       result: input.result,
       error: input.error,
       event: input.event ? { type: input.event.type, data: JSON.stringify(input.event.data) ?? '' } : undefined,
@@ -275,9 +344,10 @@ export class JobRecords {
    * Cancel the current generation unless it already ended (`final`) or an upstream call
    * has started in it (`active`), in one step with the check (see lua/cancel-job.lua).
    */
-  async cancel(jobId: string, batchId: string | undefined): Promise<'cancelled' | 'active' | 'final'> {
+  async cancel(jobId: string, batchId: string | undefined, tenant?: string): Promise<'cancelled' | 'active' | 'final'> {
     const reply = await cancelJob(this.#redis, this.#finalisationKeys(jobId, batchId), {
       jobId,
+      tenant,
       batchId: batchId || undefined,
       eventsMaxLen: this.#eventsMaxLen,
       ttlS: this.#ttlS,
@@ -286,7 +356,7 @@ export class JobRecords {
     return reply.outcome;
   }
 
-  /** Re-open a failed or cancelled id; returns the new generation or 0. */
+  /** Re-open a failed, cancelled or expired id; returns the new generation or 0. */
   reopen(jobId: string, batchId: string | undefined): Promise<number> {
     const keys = { idRecord: this.#keys.idRecord(jobId), batch: this.#keys.batch(batchId || '-'), batchOpen: this.#keys.batchOpen(batchId || '-') };
     return reopenJob(this.#redis, keys, { jobId, batchId: batchId || undefined, ttlS: this.#ttlS });

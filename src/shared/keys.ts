@@ -51,6 +51,14 @@ export interface RedisKeys {
   bullMarker: string;
   /** Fleet-wide totals since the queue was created (a hash): what `/metrics` reports. */
   stats: string;
+  /** Deadlines of jobs not started yet (a zset: job id → deadline in ms), swept by every worker (SPEC §8). */
+  deadlines: string;
+  /**
+   * Per-tenant counters (a hash, fields `{tenant}:{name}`; a tenant has no `:`): final
+   * states (`completed`, `failed`, `cancelled`, `expired`), `open` jobs, and by UTC day
+   * `mp:{YYYY-MM-DD}` and `cost:{YYYY-MM-DD}` (micro-USD).
+   */
+  tenantStats: string;
   /** Why the queue is paused (set once per pause, so `queue.paused` is emitted once). */
   pauseReason: string;
   /** The queue that delivers webhooks (its BullMQ name; it lives under the same prefix). */
@@ -90,6 +98,8 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     limiter: bull.limiter,
     meta: bull.meta,
     stats: `${prefix}:stats`,
+    deadlines: `${prefix}:deadlines`,
+    tenantStats: `${prefix}:tenant-stats`,
     concurrency: `${prefix}:concurrency`,
     bullMarker: bull.marker,
     pauseReason: `${prefix}:pause-reason`,

@@ -14,4 +14,6 @@ export interface JobResult {
   /** Calls with an ambiguous outcome (0 when none). */
   possibly_billed: number;
   metadata?: Record<string, unknown>;
+  /** Who the job was for (SPEC §8). */
+  tenant?: string;
 }

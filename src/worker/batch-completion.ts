@@ -140,6 +140,8 @@ export class BatchCompleter {
         completed: b.completed,
         failed: b.failed,
         cancelled: b.cancelled,
+        expired: b.expired,
+        tenant: b.tenant,
         output_mp: b.outputMp,
         input_mp: b.inputMp,
         possibly_billed: b.possiblyBilled,

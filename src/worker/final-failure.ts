@@ -1,8 +1,10 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { oneLine } from '../shared/errors.js';
-import { EVENT } from '../shared/events.js';
-import type { JobData } from '../shared/job-data.js';
+import { EVENT, type EventData } from '../shared/events.js';
+import { expiredReason } from '../shared/deadline.js';
+import { jobTenant, type JobData } from '../shared/job-data.js';
 import type { FinalizeOutcome, JobRecords } from '../shared/job-record.js';
+import type { ExpireJobReply } from '../shared/redis-scripts/finalisation.js';
 import type { Logger } from '../shared/logger.js';
 
 /**
@@ -31,6 +33,8 @@ export class AlreadyFinalError extends UnrecoverableError {}
 export interface FinalFailureDeps {
   records: JobRecords;
   onFinalFailure?: (jobId: string, reason: string) => void;
+  /** A job expired (its deadline passed before its first call). */
+  onExpired?: (jobId: string, tenant: string) => void;
   /** A job became final: its batch may now owe batch.completed. */
   onFinalized?: (outcome: FinalizeOutcome, batchId: string | undefined) => void;
 }
@@ -38,6 +42,7 @@ export interface FinalFailureDeps {
 export interface FinalFailure {
   jobId: string;
   batchId: string | undefined;
+  tenant: string;
   reason: string;
   ledger: Ledger;
   metadata: Record<string, unknown> | undefined;
@@ -46,18 +51,48 @@ export interface FinalFailure {
 
 /** Record `f` once (finalize is idempotent) and tell the hooks. */
 export async function recordFinalFailure(deps: FinalFailureDeps, f: FinalFailure, log: Logger): Promise<void> {
-  const data = {
+  const data = failureEventData(f);
+  const fin = await deps.records.finalize(f.jobId, { state: 'failed', batchId: f.batchId, tenant: f.tenant, error: f.reason, event: { type: EVENT.jobFailed, data }, webhook: f.webhook });
+  if (fin.recorded) deps.onFinalized?.(fin, f.batchId);
+  deps.onFinalFailure?.(f.jobId, f.reason);
+  log.warn({ jobId: f.jobId, reason: f.reason, attempts: f.ledger.attempts, possibly_billed: f.ledger.possiblyBilled }, 'job failed');
+}
+
+/** The data of job.failed and job.expired (SPEC §7, §8: the same fields). */
+function failureEventData(f: FinalFailure): EventData['job.failed'] {
+  return {
     jobId: f.jobId,
     ...(f.batchId ? { batchId: f.batchId } : {}),
+    tenant: f.tenant,
     error: f.reason,
     attempts: f.ledger.attempts,
     possibly_billed: f.ledger.possiblyBilled,
     ...(f.metadata ? { metadata: f.metadata } : {}),
   };
-  const fin = await deps.records.finalize(f.jobId, { state: 'failed', batchId: f.batchId, error: f.reason, event: { type: EVENT.jobFailed, data }, webhook: f.webhook });
-  if (fin.recorded) deps.onFinalized?.(fin, f.batchId);
-  deps.onFinalFailure?.(f.jobId, f.reason);
-  log.warn({ jobId: f.jobId, reason: f.reason, attempts: f.ledger.attempts, possibly_billed: f.ledger.possiblyBilled }, 'job failed');
+}
+
+export type Expiry = Omit<FinalFailure, 'reason'> & { deadline: number };
+
+/**
+ * End a job whose deadline passed before its first upstream call (SPEC §8): `expired`,
+ * `job.expired` and its webhook, exactly once whoever gets there first (the deadline
+ * sweeper or a run at its call start); never once a call started.
+ */
+export async function recordExpiry(deps: FinalFailureDeps, e: Expiry, log: Logger): Promise<ExpireJobReply> {
+  const reason = expiredReason(e.deadline);
+  const data = failureEventData({ ...e, reason });
+  const reply = await deps.records.expire(e.jobId, { batchId: e.batchId, tenant: e.tenant, deadline: e.deadline, error: reason, data, webhook: e.webhook });
+  if (reply.outcome === 'expired') {
+    deps.onFinalized?.({ recorded: true, eventId: reply.eventId, batchFinished: reply.batchFinished }, e.batchId);
+    deps.onExpired?.(e.jobId, e.tenant);
+    log.info({ jobId: e.jobId, tenant: e.tenant, reason }, 'job expired');
+  }
+  return reply;
+}
+
+/** The metadata of a job's data when it is a JSON object. */
+export function metadataOf(data: Partial<JobData>): Record<string, unknown> | undefined {
+  return typeof data.metadata === 'object' && data.metadata !== null && !Array.isArray(data.metadata) ? data.metadata : undefined;
 }
 
 /** The reason to record for an error a job finally failed with: a classified one as it is, anything else is internal. */
@@ -80,9 +115,10 @@ export async function recordBullFailure(deps: FinalFailureDeps, job: Job, err: E
     {
       jobId: job.id,
       batchId: rec?.batchId ?? data.batch,
+      tenant: rec?.tenant ?? jobTenant(data),
       reason: failureReason(err),
       ledger: { attempts: rec?.attempts ?? 0, possiblyBilled: rec?.possiblyBilled ?? 0 },
-      metadata: typeof data.metadata === 'object' && data.metadata !== null && !Array.isArray(data.metadata) ? data.metadata : undefined,
+      metadata: metadataOf(data),
       webhook: data.webhook,
     },
     log,

@@ -1,7 +1,7 @@
 import { DelayedError, RateLimitError, WaitingError, type Job, type Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { BudgetError, InputError, InputUnavailableError, StorageError, UpstreamError, oneLine } from '../shared/errors.js';
-import type { JobData } from '../shared/job-data.js';
+import { jobTenant, type JobData } from '../shared/job-data.js';
 import type { Logger } from '../shared/logger.js';
 import { pauseQueue, type QueueControlDeps } from '../shared/queue-control.js';
 import { AlreadyFinalError, ClassifiedError, recordFinalFailure, type FinalFailureDeps, type Ledger } from './final-failure.js';
@@ -52,7 +52,7 @@ export interface FailureContext {
 /** Record the final failure (once) and stop BullMQ from retrying. */
 export async function failJob(deps: OutcomeDeps, ctx: FailureContext, reason: string): Promise<never> {
   const { ledger, batchId, metadata, webhook } = ctx;
-  await recordFinalFailure(deps, { jobId: ctx.job.id ?? '', batchId, reason, ledger, metadata, webhook }, ctx.log);
+  await recordFinalFailure(deps, { jobId: ctx.job.id ?? '', batchId, tenant: jobTenant(ctx.job.data), reason, ledger, metadata, webhook }, ctx.log);
   throw new AlreadyFinalError(reason);
 }
 

@@ -5,7 +5,7 @@ import type { Config } from '../shared/config.js';
 import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
 import { BudgetError, UpstreamError } from '../shared/errors.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
-import { jobDataSchema, type JobData } from '../shared/job-data.js';
+import { jobDataSchema, jobTenant, type JobData } from '../shared/job-data.js';
 import type { JobRecord, JobRecords } from '../shared/job-record.js';
 import { jobImageFolder } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
@@ -15,7 +15,7 @@ import { callLeaseMs, holdCallLease } from './call-lease.js';
 import { findStoredImages, firstImageMayExist, type StoredResult } from './checkpoint.js';
 import type { DecodedResponse } from './decode.js';
 import type { FluxClient } from './flux-client.js';
-import { AlreadyFinalError } from './final-failure.js';
+import { AlreadyFinalError, recordExpiry } from './final-failure.js';
 import { handleFailure, PoisonJobError, type Ledger, type OutcomeDeps } from './outcome.js';
 import { resolveInputs, type ResolveInputsDeps } from './resolve-inputs.js';
 import type { Spool } from './spool.js';
@@ -84,6 +84,7 @@ interface Run {
   jobId: string;
   data: JobData;
   batchId: string | undefined;
+  tenant: string;
   record: JobRecord;
   model: string;
   bucket: string;
@@ -138,15 +139,31 @@ async function beginRun(
   const { record, orphanedCalls, start } = await deps.records.beginRun(jobId, batchId, opts);
   if (orphanedCalls > 0) log.warn({ orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
   log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId, start: start?.verdict }, 'run started');
-  const run: Run = { jobId, data, batchId, record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, firstImageHead };
+  const run: Run = { jobId, data, batchId, tenant: jobTenant(data), record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, firstImageHead };
+  if (start?.verdict === 'expired') await expireRun(deps, run, start.deadline);
   const call = start?.verdict === 'ok' ? startedCall(deps, jobId, start.opId, opts.leaseMs, log) : undefined;
   return { run, call };
+}
+
+/**
+ * The call start found the job's deadline passed before any call of this generation
+ * started: it ends `expired`, with no call (SPEC §8). The sweeper may have got there
+ * first: then the record already says so and this run just ends.
+ */
+async function expireRun(deps: ProcessorDeps, run: Run, deadline: number): Promise<never> {
+  const reply = await recordExpiry(
+    deps,
+    { jobId: run.jobId, batchId: run.batchId, tenant: run.tenant, deadline, ledger: ledgerOf(run.record), metadata: run.data.metadata, webhook: run.data.webhook },
+    run.log,
+  );
+  run.log.info({ outcome: reply.outcome }, 'deadline passed before the first upstream call: ending the run without one');
+  throw new AlreadyFinalError(reply.outcome === 'started' ? 'a call started meanwhile' : 'expired');
 }
 
 /** The record already has this generation's outcome: its result, or its failure (no second event). */
 function replayRecordedOutcome(record: JobRecord): JobResult | undefined {
   if (record.state === 'completed' && record.result) return JSON.parse(record.result) as JobResult;
-  if (record.state === 'failed' || record.state === 'cancelled') throw new AlreadyFinalError(record.error ?? record.state);
+  if (record.state === 'failed' || record.state === 'cancelled' || record.state === 'expired') throw new AlreadyFinalError(record.error ?? record.state);
   return undefined;
 }
 
@@ -204,6 +221,7 @@ async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
   // Fetched just before another worker's 429: no worker sends during the window.
   if (start.verdict === 'rate_limited') throw new RateLimitError();
   if (start.verdict === 'budget') throw new BudgetError(run.batchId ?? '', start.maxMp);
+  if (start.verdict === 'expired') return expireRun(deps, run, start.deadline);
   return { started: true, ...startedCall(deps, run.jobId, start.opId, opts.leaseMs, run.log) };
 }
 
@@ -224,12 +242,12 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     lease.release();
     if (error instanceof UpstreamError) {
       const spends = error.kind === 'permanent' || error.kind === 'transient' || error.kind === 'ambiguous';
-      return { ok: false, error, ledger: await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }) };
+      return { ok: false, error, ledger: await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }, run.tenant) };
     }
     // Cut off by this process (shutdown deadline) or an error of our own: the upstream
     // may have generated and billed. Counted now, as a run that died mid-call is counted
     // by the next one — the next run may begin before this call's lease ends.
-    const ledger = await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: true, ambiguous: true }).catch(() => before);
+    const ledger = await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: true, ambiguous: true }, run.tenant).catch(() => before);
     return { ok: false, error, ledger };
   }
   lease.release();
@@ -240,7 +258,7 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     outputMp: m.output_mp,
     inputMp: m.input_mp,
     costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
-  });
+  }, run.tenant);
   return { ok: true, response, ledger };
 }
 
@@ -342,6 +360,7 @@ function buildResult(run: Run, output: StoredResult, ledger: Ledger): JobResult 
   const s = output.seed ?? data.params.seed;
   if (s !== undefined) result.seed = s;
   if (data.metadata) result.metadata = data.metadata;
+  result.tenant = run.tenant;
   return result;
 }
 
@@ -352,6 +371,7 @@ async function complete(deps: ProcessorDeps, run: Run, output: StoredResult, led
   const event = {
     jobId,
     ...(batchId ? { batchId } : {}),
+    tenant: run.tenant,
     images: output.images,
     attempts: ledger.attempts,
     possibly_billed: ledger.possiblyBilled,
@@ -362,6 +382,7 @@ async function complete(deps: ProcessorDeps, run: Run, output: StoredResult, led
   const fin = await deps.records.finalize(jobId, {
     state: 'completed',
     batchId,
+    tenant: run.tenant,
     result: JSON.stringify(result),
     event: { type: EVENT.jobCompleted, data: event },
     webhook: data.webhook,

@@ -24,6 +24,7 @@ import { Spool } from './spool.js';
 import type { WorkerMetrics } from './metrics.js';
 import { WebhookService } from './webhooks.js';
 import { recordBullFailure } from './final-failure.js';
+import { DeadlineSweeper } from './deadline-sweeper.js';
 
 /** BullMQ's limiter max when RATE_LIMIT_MAX is unset: a limiter must exist for 429 back-off to hold. */
 export const UNLIMITED_STARTS = 1_000_000;
@@ -47,6 +48,8 @@ export interface CreateWorkerOptions {
   autorun?: boolean;
   /** How often to look for batches that owe batch.completed (ms, default 5000). */
   sweepMs?: number;
+  /** How often to look for jobs whose deadline passed before they started (ms, default 1000). */
+  deadlineSweepMs?: number;
   /** DNS for webhook hosts (default: the system's; tests inject one). */
   resolver?: HostResolver;
   /** This process's Prometheus figures (WORKER_METRICS_PORT). */
@@ -263,7 +266,7 @@ async function drainWorker(worker: Worker<JobData, JobResult>, deadlineMs: numbe
 const CUT_OFF_GRACE_MS = 10_000;
 
 /** Connect, check Redis, apply the queue's settings, then (autorun) start fetching and the background loops. */
-async function startWorker(opts: CreateWorkerOptions, worker: Worker<JobData, JobResult>, s: Services, log: Logger): Promise<void> {
+async function startWorker(opts: CreateWorkerOptions, worker: Worker<JobData, JobResult>, s: Services, sweeper: DeadlineSweeper, log: Logger): Promise<void> {
   const { config } = opts;
   await worker.waitUntilReady();
   await assertNoEviction(opts.redis, log);
@@ -272,6 +275,7 @@ async function startWorker(opts: CreateWorkerOptions, worker: Worker<JobData, Jo
     void worker.run().catch((err: unknown) => log.error({ err }, 'worker stopped'));
     s.webhooks.start();
     s.completer.start();
+    sweeper.start();
   }
   log.info(
     {
@@ -302,7 +306,12 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
     deadlineMs + CUT_OFF_GRACE_MS + 10_000,
   );
   watchWorker(worker, deps, log);
-  const ready = startWorker(opts, worker, services, log);
+  const sweeper = closers.add(
+    'deadline sweeper',
+    new DeadlineSweeper({ ...deps, records: services.records, queue: services.queue, log, everyMs: opts.deadlineSweepMs ?? 1000 }),
+    (d) => d.stop(),
+  );
+  const ready = startWorker(opts, worker, services, sweeper, log);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

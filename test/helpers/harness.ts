@@ -82,7 +82,7 @@ export interface Harness {
   redis: Redis;
   logger: Logger;
   producer(extra?: Record<string, string>): Producer;
-  worker(extra?: Record<string, string>, opts?: Partial<Pick<CreateWorkerOptions, 'resolver' | 'sweepMs' | 'metrics' | 'tlsCa' | 'testHooks'>>): Promise<FluxqWorker>;
+  worker(extra?: Record<string, string>, opts?: Partial<Pick<CreateWorkerOptions, 'resolver' | 'sweepMs' | 'deadlineSweepMs' | 'metrics' | 'tlsCa' | 'testHooks'>>): Promise<FluxqWorker>;
   spawnWorker(extra?: Record<string, string>): Promise<WorkerProcess>;
   /** Any long-running `fluxq` command (e.g. `api`), ready once a line matches `ready`. */
   spawnFluxq(args: string[], extra: Record<string, string>, ready: RegExp): Promise<WorkerProcess>;

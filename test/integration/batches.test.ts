@@ -28,7 +28,7 @@ test('--max-megapixels stops upstream calls at the budget; the rest fail with th
   assert.equal(failed?.error, 'budget: batch capped reached 3 megapixels');
   assert.equal(failed?.attempts, 0);
   const status = await h.cli(['status', 'capped']);
-  assert.equal(status.stdout.trim(), 'completed total=10 waiting=0 active=0 delayed=0 completed=3 failed=7 cancelled=0 output_mp=3 input_mp=0 possibly_billed=0 cost_usd=0.09');
+  assert.equal(status.stdout.trim(), 'completed total=10 waiting=0 active=0 delayed=0 completed=3 failed=7 cancelled=0 expired=0 tenant=default output_mp=3 input_mp=0 possibly_billed=0 cost_usd=0.09');
 });
 
 test('MAX_MEGAPIXELS_PER_BATCH caps every batch without its own budget; overshoot is at most the calls in flight', { timeout: 60_000 }, async (t) => {

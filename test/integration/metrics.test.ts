@@ -21,7 +21,11 @@ test('/metrics: every fleet counter is there from the start at 0, and moves by t
   const before = await scrape();
   const types = metricTypes(before);
   const m0 = parsePrometheus(before);
-  for (const name of ['fluxq_jobs_completed_total', 'fluxq_jobs_failed_total', 'fluxq_output_megapixels_total', 'fluxq_input_megapixels_total', 'fluxq_possibly_billed_total', 'fluxq_jobs_retried_total', 'fluxq_cost_usd_total']) {
+  for (const name of ['fluxq_jobs_completed_total', 'fluxq_jobs_failed_total', 'fluxq_jobs_cancelled_total', 'fluxq_jobs_expired_total']) {
+    assert.equal(m0.get(`${name}{tenant="default"}`), 0, `${name} present at 0, labelled by tenant`);
+    assert.equal(types.get(name), 'counter', name);
+  }
+  for (const name of ['fluxq_output_megapixels_total', 'fluxq_input_megapixels_total', 'fluxq_possibly_billed_total', 'fluxq_jobs_retried_total', 'fluxq_cost_usd_total']) {
     assert.equal(m0.get(name), 0, `${name} present at 0`);
     assert.equal(types.get(name), 'counter', name);
   }
@@ -38,8 +42,8 @@ test('/metrics: every fleet counter is there from the start at 0, and moves by t
   await producer.waitForBatch('metered', { timeoutMs: 30_000 });
 
   const m1 = parsePrometheus(await scrape());
-  assert.equal(m1.get('fluxq_jobs_completed_total'), 5);
-  assert.equal(m1.get('fluxq_jobs_failed_total'), 1);
+  assert.equal(m1.get('fluxq_jobs_completed_total{tenant="default"}'), 5);
+  assert.equal(m1.get('fluxq_jobs_failed_total{tenant="default"}'), 1);
   assert.equal(m1.get('fluxq_jobs_retried_total'), 1, 'the 503 was retried once');
   assert.equal(m1.get('fluxq_output_megapixels_total'), 5);
   assert.equal(m1.get('fluxq_input_megapixels_total'), 0);
@@ -62,7 +66,7 @@ test('/metrics: every fleet counter is there from the start at 0, and moves by t
   for (const key of images.filter((k) => k.endsWith('.png'))) total += (await h.getObject(key)).bytes.length;
   assert.equal(w.get('fluxq_bytes_uploaded_total'), total);
   assert.ok((w.get('process_resident_memory_bytes') ?? 0) > 0);
-  await waitFor(async () => parsePrometheus(await scrape()).get('fluxq_jobs_completed_total') === 5);
+  await waitFor(async () => parsePrometheus(await scrape()).get('fluxq_jobs_completed_total{tenant="default"}') === 5);
 });
 
 test('`fluxq worker` with WORKER_METRICS_PORT serves its own /metrics', { timeout: 60_000 }, async (t) => {

@@ -57,3 +57,13 @@ test('finalize-job without an event or a batch records the state only', async (t
   assert.deepEqual(await redis.hmget(keys.idRecord('solo'), 'gen', 'final', 'state', 'error'), ['1', '1', 'failed', 'x']);
   assert.equal(await redis.exists(keys.events, keys.batch('-'), keys.batchOpen('-'), keys.batchesPending), 0);
 });
+
+test("finalize-job counts the final state under the job's tenant and takes one off its open jobs (default when none)", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  await redis.hset(keys.tenantStats, 'acme:open', '2');
+  const base = { state: 'completed' as const, eventsMaxLen: 10, ttlS: 60, now: 1 };
+  await finalizeJob(redis, finalisationKeys(keys, 't1'), { ...base, jobId: 't1', tenant: 'acme' });
+  await finalizeJob(redis, finalisationKeys(keys, 't1'), { ...base, jobId: 't1', tenant: 'acme' });
+  await finalizeJob(redis, finalisationKeys(keys, 't2'), { ...base, jobId: 't2', state: 'failed' });
+  assert.deepEqual(await redis.hgetall(keys.tenantStats), { 'acme:open': '1', 'acme:completed': '1', 'default:failed': '1', 'default:open': '0' });
+});

@@ -28,3 +28,14 @@ test('reopen-job leaves a completed id alone', async (t) => {
   assert.equal(await reopenJob(redis, k, { jobId: 'ok', ttlS: 60 }), 0);
   assert.deepEqual(await redis.hgetall(k.idRecord), { gen: '1', final: '1', state: 'completed' });
 });
+
+test('reopen-job re-opens an expired id like a failed one (SPEC §8)', async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = { idRecord: keys.idRecord('x'), batch: keys.batch('b'), batchOpen: keys.batchOpen('b') };
+  await redis.hset(k.idRecord, 'gen', '1', 'final', '1', 'state', 'expired', 'error', 'expired: deadline …');
+  await redis.hset(k.batch, 'expired', '1', 'finished', '9', 'total', '1');
+  assert.equal(await reopenJob(redis, k, { jobId: 'x', batchId: 'b', ttlS: 60 }), 2);
+  assert.equal(await redis.hget(k.idRecord, 'state'), null);
+  assert.deepEqual(await redis.hgetall(k.batch), { expired: '0', total: '1' });
+  assert.deepEqual(await redis.smembers(k.batchOpen), ['x']);
+});

@@ -21,7 +21,7 @@ export async function scriptKit(t: TestContext): Promise<ScriptKit> {
 
 /** The job's ledger keys (begin-run, settle-call). */
 export function ledgerKeys(keys: RedisKeys, jobId: string, batchId = '-') {
-  return { idRecord: keys.idRecord(jobId), batch: keys.batch(batchId), stats: keys.stats, calls: keys.idCalls(jobId), limiter: keys.limiter };
+  return { idRecord: keys.idRecord(jobId), batch: keys.batch(batchId), stats: keys.stats, calls: keys.idCalls(jobId), limiter: keys.limiter, tenantStats: keys.tenantStats };
 }
 
 /** The keys finalize-job and cancel-job write. */
@@ -34,6 +34,7 @@ export function finalisationKeys(keys: RedisKeys, jobId: string, batchId = '-') 
     batchesPending: keys.batchesPending,
     webhookOutbox: keys.webhookOutbox,
     stats: keys.stats,
+    tenantStats: keys.tenantStats,
   };
 }
 

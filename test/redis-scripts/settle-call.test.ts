@@ -39,3 +39,14 @@ test('settle-call of a call counted orphaned adds no attempt again but records i
   assert.deepEqual(await redis.hmget(k.stats, 'output_mp', 'possibly_billed'), ['1.25', null]);
   assert.equal(await redis.exists(k.batch), 0);
 });
+
+test("settle-call adds a call's reported megapixels and cost to its tenant's UTC day, once", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'tj', 'b');
+  await redis.hset(k.idRecord, 'gen', '1', 'started', '1');
+  await redis.hset(k.calls, 'op', String(Date.now() + 60_000));
+  const s = { ...SETTLE, opId: 'op', tenant: 'acme', day: '2026-12-05' };
+  await settleCall(redis, k, s);
+  await settleCall(redis, k, s);
+  assert.deepEqual(await redis.hgetall(keys.tenantStats), { 'acme:mp:2026-12-05': '1.75', 'acme:cost:2026-12-05': '40000' });
+});

@@ -49,3 +49,17 @@ test('start-call refuses a final generation, a 429 window and a spent budget, an
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls'), ['3', '3']);
   assert.deepEqual(Object.keys(await redis.hgetall(k.calls)).sort(), ['fits', 'no-batch', 'own']);
 });
+
+test('start-call refuses a generation whose deadline passed before any call started (expired), but not once a call started', async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = { idRecord: keys.idRecord('d'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('d') };
+  const args = { opId: 'op', leaseMs: 1000, ttlS: 60, limiterMax: LIMITER_MAX, batchId: 'b' };
+  const past = Date.now() - 5000;
+  await redis.hset(k.idRecord, 'gen', '1', 'deadline', String(past));
+  assert.deepEqual(await startCall(redis, k, args), { verdict: 'expired', deadline: past });
+  assert.equal(await redis.hget(k.idRecord, 'started'), null, 'nothing counted');
+  await redis.hset(k.idRecord, 'deadline', String(Date.now() + 60_000));
+  assert.deepEqual(await startCall(redis, k, args), { verdict: 'ok' }, 'a deadline not passed lets the call start');
+  await redis.hset(k.idRecord, 'deadline', String(past));
+  assert.deepEqual(await startCall(redis, k, { ...args, opId: 'retry' }), { verdict: 'ok' }, 'a retry after a started call is not expired');
+});

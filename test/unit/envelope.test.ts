@@ -5,6 +5,7 @@ import { ValidationError, type FieldProblem } from '../../src/shared/errors.js';
 import { isValidBatchId, RESERVED_JOB_IDS } from '../../src/shared/ids.js';
 import { QueueKeys } from 'bullmq';
 import { toUpstreamBody, UPSTREAM_FIELDS } from '../../src/shared/upstream.js';
+import { jobDataSchema, jobTenant } from '../../src/shared/job-data.js';
 
 function problemsOf(input: unknown): FieldProblem[] {
   try {
@@ -126,4 +127,20 @@ test('the upstream body is an allow-list: envelope and webhook fields never go u
   assert.deepEqual(body, { prompt: 'p', input_image: 'QUJD', seed: 7, width: 512, height: 512, safety_tolerance: '2', output_format: 'jpeg' });
   for (const f of Object.keys(body)) assert.ok((UPSTREAM_FIELDS as readonly string[]).includes(f));
   assert.deepEqual(envelopeInputs(env), { input_image: 's3://b/k' });
+});
+
+test('tenant: 1–64 of A–Z a–z 0–9 . _ -, absent means "default" in the job data accessor (SPEC §8)', () => {
+  assert.equal(parseEnvelope({ prompt: 'p', tenant: 'team-a.prod_1' }).tenant, 'team-a.prod_1');
+  assert.equal(parseEnvelope({ prompt: 'p', tenant: 'x'.repeat(64) }).tenant, 'x'.repeat(64));
+  const rule = 'must be 1–64 characters of A–Z a–z 0–9 . _ -';
+  assert.deepEqual(problemsOf({ prompt: 'p', tenant: '' }), [{ path: 'tenant', message: rule }]);
+  assert.deepEqual(problemsOf({ prompt: 'p', tenant: 'x'.repeat(65) }), [{ path: 'tenant', message: rule }]);
+  assert.deepEqual(problemsOf({ prompt: 'p', tenant: 'a b' }), [{ path: 'tenant', message: rule }]);
+  assert.deepEqual(problemsOf({ prompt: 'p', tenant: 'a~b' }), [{ path: 'tenant', message: rule }]);
+  assert.deepEqual(problemsOf({ prompt: 'p', tenant: 7 }), [{ path: 'tenant', message: 'must be a string' }]);
+  assert.equal(jobTenant({ v: 1, params: { prompt: 'p' } }), 'default');
+  assert.equal(jobTenant({ v: 1, params: { prompt: 'p' }, tenant: 'acme' }), 'acme');
+  assert.equal(jobTenant(undefined), 'default');
+  assert.equal(jobDataSchema.safeParse({ v: 1, params: { prompt: 'p' }, tenant: 'acme' }).success, true);
+  assert.equal(jobDataSchema.safeParse({ v: 1, params: { prompt: 'p' }, tenant: 'a b' }).success, false);
 });

@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type {} from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { TenantToken } from '../../shared/config-values.js';
 import type { Secret } from '../../shared/secret.js';
 
 /**
@@ -50,8 +51,28 @@ export function loginPage(path: string, wrong: boolean): string {
 <input type="password" name="token" autocomplete="current-password" autofocus> <button type="submit">Sign in</button></form></body></html>`;
 }
 
+/**
+ * SPEC §8: whose a request is. A request made with a tenant token (`API_TOKENS`) is that
+ * tenant's; one made with `API_TOKEN` (or the page cookie, or with no token on an
+ * insecure API) is the operator's, which may act for any tenant: `undefined` here.
+ */
+const tenantOfRequest = new WeakMap<FastifyRequest, string>();
+
+export function requestTenant(req: FastifyRequest): string | undefined {
+  return tenantOfRequest.get(req);
+}
+
+/** The tenant a bearer value is the token of (every token compared, in constant time each). */
+function tenantTokenOf(given: string | undefined, tokens: readonly TenantToken[]): string | undefined {
+  let found: string | undefined;
+  for (const t of tokens) if (tokensMatch(given, t.token) && found === undefined) found = t.tenant;
+  return found;
+}
+
 export interface AuthOptions {
   token: Secret | undefined;
+  /** API_TOKENS. */
+  tenantTokens?: readonly TenantToken[];
   /** Set the cookie `Secure` (behind HTTPS). */
   secureCookie: boolean;
 }
@@ -61,8 +82,20 @@ export function authHook(opts: AuthOptions) {
   const session = opts.token ? sessionValue(opts.token) : undefined;
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const path = (req.url.split('?')[0] ?? '/').replace(/\/+$/, '') || '/';
-    if (path === '/healthz' || !opts.token) return;
-    if (tokensMatch(bearerOf(req), opts.token)) return;
+    if (path === '/healthz') return;
+    const bearer = bearerOf(req);
+    const tenant = tenantTokenOf(bearer, opts.tenantTokens ?? []);
+    if (tenant !== undefined) {
+      // bull-board and /metrics show every tenant's jobs: the operator's only.
+      if (path === '/metrics' || path === '/admin/queues' || path.startsWith('/admin/queues/')) {
+        await reply.code(403).send({ error: `a tenant token (tenant "${tenant}") cannot read ${path}: it shows every tenant; use API_TOKEN` });
+        return;
+      }
+      tenantOfRequest.set(req, tenant);
+      return;
+    }
+    if (!opts.token) return;
+    if (tokensMatch(bearer, opts.token)) return;
     const cookie = req.cookies?.[SESSION_COOKIE];
     const cookieOk = cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session));
     if (cookieOk && (isPagePath(path) || isEventStreamPath(path))) return;

@@ -3,6 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import { jobTenant } from '../../shared/job-data.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 
@@ -24,6 +25,10 @@ export async function dashboardRoutes(app: FastifyInstance, queues: Queue[]): Pr
         if (copy.webhook && typeof copy.webhook === 'object') copy.webhook = { ...(copy.webhook as object), secret: '[redacted]' };
         return copy;
       });
+      // SPEC §8: each generation job's name shows whose it is (`generate · acme`).
+      if (!q.name.endsWith('-webhooks')) {
+        adapter.setFormatter('name', (job: { name?: string; data?: unknown }) => `${job.name ?? ''} · ${jobTenant(job.data)}`);
+      }
       return adapter;
     }),
     serverAdapter,

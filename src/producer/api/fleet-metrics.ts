@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { waitForRedis } from '../../shared/redis.js';
 import type { ApiDeps } from './api-deps.js';
+import { byTenant } from '../tenant-report.js';
 
 /**
  * The API's `/metrics`: fleet-wide figures read from Redis at scrape time, so any API
@@ -11,14 +12,23 @@ import type { ApiDeps } from './api-deps.js';
  * present from the start, at 0.
  */
 const STAT_COUNTERS = [
-  ['fluxq_jobs_completed_total', 'completed', 'Jobs completed', 1],
-  ['fluxq_jobs_failed_total', 'failed', 'Jobs failed for good', 1],
-  ['fluxq_jobs_cancelled_total', 'cancelled', 'Jobs cancelled before they started', 1],
   ['fluxq_jobs_retried_total', 'retried', 'Attempts that failed and were retried with backoff', 1],
   ['fluxq_output_megapixels_total', 'output_mp', 'Output megapixels the upstream reported', 1],
   ['fluxq_input_megapixels_total', 'input_mp', 'Input megapixels the upstream reported', 1],
   ['fluxq_possibly_billed_total', 'possibly_billed', 'Upstream calls with an ambiguous outcome (may have been billed)', 1],
   ['fluxq_cost_usd_total', 'cost_micro_usd', 'Estimated cost of reported megapixels (PRICE_FIRST_MP_USD / PRICE_EXTRA_MP_USD)', 1e-6],
+] as const;
+
+/**
+ * The job counters carry the label `tenant` (SPEC §8), from the per-tenant counters that
+ * the same scripts move (`{prefix}:tenant-stats`, fields `{tenant}:{state}`); before any
+ * job ended each is present once, for `default`, at 0.
+ */
+const JOB_COUNTERS = [
+  ['fluxq_jobs_completed_total', 'completed', 'Jobs completed, by tenant'],
+  ['fluxq_jobs_failed_total', 'failed', 'Jobs failed for good, by tenant'],
+  ['fluxq_jobs_cancelled_total', 'cancelled', 'Jobs cancelled before they started, by tenant'],
+  ['fluxq_jobs_expired_total', 'expired', 'Jobs whose deadline passed before they started (no call), by tenant'],
 ] as const;
 
 const STATES = ['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'] as const;
@@ -60,6 +70,26 @@ export function fleetMetricsRoute(app: FastifyInstance, deps: ApiDeps, extraQueu
         const value = Number((await readStats())[field] ?? 0) * scale;
         this.reset();
         this.inc(Math.max(0, Math.round(value * 1e6) / 1e6));
+      },
+    });
+  }
+  let tenantStats: Promise<Map<string, Map<string, string>>> | undefined;
+  const readTenantStats = () =>
+    (tenantStats ??= producer.redis
+      .hgetall(producer.keys.tenantStats)
+      .then(byTenant)
+      .finally(() => setTimeout(() => (tenantStats = undefined), 0)));
+  for (const [name, state, help] of JOB_COUNTERS) {
+    new Counter({
+      name,
+      help,
+      labelNames: ['tenant'],
+      registers: [registry],
+      async collect() {
+        const tenants = await readTenantStats();
+        this.reset();
+        if (tenants.size === 0) this.inc({ tenant: 'default' }, 0);
+        for (const [tenant, values] of tenants) this.inc({ tenant }, Math.max(0, Number(values.get(state) ?? 0)));
       },
     });
   }

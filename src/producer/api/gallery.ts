@@ -5,6 +5,7 @@ import type { BatchStatus } from '../batch-status.js';
 import type { ApiDeps } from './api-deps.js';
 import { escapeHtml as e } from './html.js';
 import { presignGet } from './presign.js';
+import { visibleTo } from './tenant-scope.js';
 
 /**
  * `/batches/:id`: the batch gallery, rendered on the server. One card per job with its
@@ -28,13 +29,13 @@ function card(c: Card): string {
     : `<div class="placeholder ${e(state)}">${e(state)}</div>`;
   return `<figure class="card ${e(state)}" data-job="${e(c.id)}">${imgs}<figcaption>
 <p class="prompt">${e(r?.prompt ?? '')}</p>
-<dl><dt>job</dt><dd>${e(c.id)}</dd><dt>state</dt><dd class="state">${e(state)}</dd>${r?.seed !== undefined ? `<dt>seed</dt><dd>${e(r.seed)}</dd>` : ''}${r?.size ? `<dt>size</dt><dd>${e(r.size.replace('x', '×'))}</dd>` : ''}</dl>
+<dl><dt>job</dt><dd>${e(c.id)}</dd><dt>tenant</dt><dd class="tenant">${e(r?.tenant ?? 'default')}</dd><dt>state</dt><dd class="state">${e(state)}</dd>${r?.seed !== undefined ? `<dt>seed</dt><dd>${e(r.seed)}</dd>` : ''}${r?.size ? `<dt>size</dt><dd>${e(r.size.replace('x', '×'))}</dd>` : ''}</dl>
 ${r?.error ? `<p class="error">${e(r.error)}</p>` : ''}</figcaption></figure>`;
 }
 
 function page(b: BatchStatus, cards: Card[], pageNo: number, pages: number): string {
   const c = b.counts;
-  const done = c.completed + c.failed + c.cancelled;
+  const done = c.completed + c.failed + c.cancelled + c.expired;
   const pct = b.total ? Math.round((done / b.total) * 100) : 0;
   const nav = pages > 1
     ? `<nav>${Array.from({ length: pages }, (_, i) => (i + 1 === pageNo ? `<strong>${i + 1}</strong>` : `<a href="?page=${i + 1}">${i + 1}</a>`)).join(' ')}</nav>`
@@ -50,11 +51,11 @@ header{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:baseline}h1{font-size:
 .card{margin:0;background:#fff;border-radius:6px;box-shadow:0 1px 3px #0002;overflow:hidden}.card img{width:100%;aspect-ratio:1;object-fit:cover;display:block;background:#eee}
 .placeholder{aspect-ratio:1;display:grid;place-items:center;background:#f5f5f4;color:#78716c;text-transform:uppercase;letter-spacing:.1em}
 figcaption{padding:.5rem .7rem}.prompt{margin:0 0 .3rem;font-weight:500}dl{display:grid;grid-template-columns:auto 1fr;gap:0 .5rem;margin:0;color:#57534e}dd{margin:0}
-.error{color:#b91c1c;margin:.3rem 0 0;font-size:.9em}.failed .placeholder{background:#fef2f2;color:#b91c1c}nav{margin-top:1rem}
+.error{color:#b91c1c;margin:.3rem 0 0;font-size:.9em}.failed .placeholder,.expired .placeholder{background:#fef2f2;color:#b91c1c}nav{margin-top:1rem}
 </style></head><body>
-<header><h1>batch ${e(b.batchId)}</h1><span class="batch-state">${e(b.state)}${b.paused ? ' (queue paused)' : ''}</span>
+<header><h1>batch ${e(b.batchId)}</h1><span class="tenant">tenant ${e(b.tenant)}</span><span class="batch-state">${e(b.state)}${b.paused ? ' (queue paused)' : ''}</span>
 <div class="progress" title="${done} of ${b.total} finished"><span style="width:${pct}%"></span></div><span>${done} / ${b.total} (${pct}%)</span></header>
-<p class="stats"><span>completed ${c.completed}</span><span>failed ${c.failed}</span><span>cancelled ${c.cancelled}</span><span>active ${c.active}</span><span>waiting ${c.waiting}</span><span>delayed ${c.delayed}</span></p>
+<p class="stats"><span>completed ${c.completed}</span><span>failed ${c.failed}</span><span>cancelled ${c.cancelled}</span><span>expired ${c.expired}</span><span>active ${c.active}</span><span>waiting ${c.waiting}</span><span>delayed ${c.delayed}</span></p>
 <p class="stats"><span>output ${e(b.output_mp)} MP</span><span>input ${e(b.input_mp)} MP</span><span>possibly billed ${e(b.possibly_billed)}</span><span>estimated cost $${e(b.cost_usd.toFixed(4))}</span>${b.max_megapixels !== undefined ? `<span>budget ${e(b.max_megapixels)} MP</span>` : ''}</p>
 <main class="grid">${cards.map(card).join('\n')}</main>${nav}</body></html>`;
 }
@@ -63,7 +64,7 @@ export function galleryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { producer } = deps;
   app.get<{ Params: { id: string }; Querystring: { page?: string } }>('/batches/:id', async (req, reply) => {
     const b = await producer.getBatch(req.params.id);
-    if (!b) {
+    if (!b || !visibleTo(req, b.tenant)) {
       return reply.code(404).type('text/html; charset=utf-8').send(`<!doctype html><title>not found</title><p>No batch with id “${e(req.params.id)}”.</p>`);
     }
     const ids = (await producer.batches.members(b.batchId)).sort();

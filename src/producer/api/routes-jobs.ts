@@ -4,12 +4,14 @@ import { jobIdProblem } from '../../shared/ids.js';
 import type { JobResult } from '../../shared/result.js';
 import type { JobStatus } from '../job-status.js';
 import type { ApiDeps } from './api-deps.js';
+import { enqueueTenant, visibleTo } from './tenant-scope.js';
 import { withUrls } from './presign.js';
 
 /** `GET /v1/jobs/:id`'s body: the status, each result image with a presigned `url`. */
 export async function jobBody(deps: ApiDeps, st: JobStatus): Promise<Record<string, unknown>> {
   const body: Record<string, unknown> = { id: st.id, state: st.state };
   if (st.batchId) body.batchId = st.batchId;
+  body.tenant = st.tenant;
   body.attempts = st.attempts;
   body.possibly_billed = st.possibly_billed;
   if (st.error) body.error = st.error;
@@ -30,7 +32,14 @@ export function jobRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { producer } = deps;
 
   app.post('/v1/jobs', async (req, reply) => {
-    const outcome = await producer.enqueue(req.body);
+    const tenant = enqueueTenant(req, [req.body], () => 'tenant');
+    if (tenant !== undefined) {
+      // An id of another tenant's job is not this token's to see, retry or overwrite.
+      const id = req.body !== null && typeof req.body === 'object' ? (req.body as { id?: unknown }).id : undefined;
+      const existing = typeof id === 'string' && !jobIdProblem(id) ? await producer.getJob(id) : undefined;
+      if (existing && existing.tenant !== tenant) return reply.code(409).send({ error: `id "${id}" is taken: choose another id` });
+    }
+    const outcome = await producer.enqueue(req.body, tenant !== undefined ? { tenant } : {});
     const st = await producer.getJob(outcome.id);
     return reply.code(outcome.status === 'exists' ? 200 : 201).send({ id: outcome.id, state: st?.state ?? 'waiting' });
   });
@@ -38,13 +47,15 @@ export function jobRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
     checkJobId(req.params.id);
     const st = await producer.getJob(req.params.id);
-    if (!st) return reply.code(404).send({ error: `no job with id "${req.params.id}"` });
+    if (!st || !visibleTo(req, st.tenant)) return reply.code(404).send({ error: `no job with id "${req.params.id}"` });
     return jobBody(deps, st);
   });
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
     const id = req.params.id;
     checkJobId(id);
+    const own = await producer.getJob(id);
+    if (own && !visibleTo(req, own.tenant)) return reply.code(404).send({ error: `no job with id "${id}"` });
     const outcome = await producer.cancelJob(id);
     if (outcome === 'unknown') return reply.code(404).send({ error: `no job with id "${id}"` });
     if (outcome === 'cancelled') return { id, state: 'cancelled' };

@@ -44,7 +44,10 @@ export async function buildApi(deps: ApiDeps, opts: ApiOptions = {}): Promise<Ap
   const hub = createEventHub({ redis: producer.redis, streamKey: producer.keys.events, logger }, opts.hub);
 
   await app.register(cookie);
-  app.addHook('onRequest', authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, secureCookie: false }));
+  app.addHook(
+    'onRequest',
+    authHook({ token: config.api.insecure && !config.api.token ? undefined : config.api.token, tenantTokens: config.api.tenantTokens, secureCookie: false }),
+  );
 
   app.addHook('onResponse', async (req, reply) => {
     // The path only: queries can carry the page login token.

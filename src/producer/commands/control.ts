@@ -4,6 +4,7 @@ import { createLogger } from '../../shared/logger.js';
 import { pauseQueue, resumeQueue } from '../../shared/queue-control.js';
 import { waitForRedis, describeRedis } from '../../shared/redis.js';
 import { createProducer } from '../producer.js';
+import { formatTenantReport, tenantReport } from '../tenant-report.js';
 import { writeLine, type CommandIO } from './io.js';
 
 async function withProducer<T>(io: CommandIO, fn: (p: ReturnType<typeof createProducer>, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
@@ -15,6 +16,16 @@ async function withProducer<T>(io: CommandIO, fn: (p: ReturnType<typeof createPr
   } finally {
     await producer.close();
   }
+}
+
+/** `fluxq tenants [--json]`: per tenant, in flight, waiting, today's megapixels and cost (SPEC §8). */
+export function tenantsCommand(opts: { json?: boolean }, io: CommandIO): Promise<number> {
+  return withProducer(io, async (p) => {
+    const lines = await tenantReport(p);
+    if (opts.json) for (const l of lines) writeLine(io.stdout, JSON.stringify(l));
+    else writeLine(io.stdout, formatTenantReport(lines));
+    return EXIT.ok;
+  });
 }
 
 /** `fluxq pause`: every worker stops starting upstream calls; in-flight ones finish. */

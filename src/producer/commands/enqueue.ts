@@ -3,7 +3,8 @@ import { access, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../../shared/config.js';
-import { batchIdProblem } from '../../shared/ids.js';
+import { TENANT_RE, TENANT_RULE, batchIdProblem } from '../../shared/ids.js';
+import { parseDeadlineOption } from '../../shared/deadline.js';
 import { InputError, ValidationError } from '../../shared/errors.js';
 import { CliError, EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
@@ -24,6 +25,8 @@ export interface EnqueueCommandOptions {
   maxMegapixels?: string;
   webhookUrl?: string;
   webhookSecret?: string;
+  tenant?: string;
+  deadline?: string;
 }
 
 function parseMaxMegapixels(v: string | undefined): number | undefined {
@@ -80,6 +83,13 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
   const batchWebhook = parseBatchWebhook(opts.webhookUrl, opts.webhookSecret);
   const badBatch = opts.batch === undefined ? undefined : batchIdProblem(opts.batch);
   if (badBatch) throw new CliError(`--batch ${badBatch}, got "${opts.batch}"`, EXIT.usage);
+  if (opts.tenant !== undefined && !TENANT_RE.test(opts.tenant)) throw new CliError(`--tenant ${TENANT_RULE}, got "${opts.tenant}"`, EXIT.usage);
+  let deadline: string | undefined;
+  try {
+    deadline = opts.deadline === undefined ? undefined : parseDeadlineOption(opts.deadline);
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage);
+  }
   let text: string;
   try {
     text = await readJsonlSource(file, io.stdin);
@@ -102,7 +112,13 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       const obj = value as Record<string, unknown>;
       const batch = typeof obj.batch === 'string' ? obj.batch : runBatch;
-      value = { ...obj, batch: obj.batch ?? runBatch, id: obj.id ?? `${batch}-${l.line}` };
+      value = {
+        ...obj,
+        batch: obj.batch ?? runBatch,
+        id: obj.id ?? `${batch}-${l.line}`,
+        ...(opts.tenant !== undefined && obj.tenant === undefined ? { tenant: opts.tenant } : {}),
+        ...(deadline !== undefined && obj.deadline === undefined ? { deadline } : {}),
+      };
     }
     lineNumbers.push(l.line);
     requests.push(value);
@@ -141,7 +157,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
     const ids = result.outcomes.map((o) => o.id);
     const jsonLine = (id: string, record: JobRecord) => {
       const images = record.result ? (JSON.parse(record.result) as JobResult).images : [];
-      const line: Record<string, unknown> = { id, status: record.state === 'completed' ? 'completed' : 'failed', images };
+      const status = record.state === 'completed' || record.state === 'expired' ? record.state : 'failed';
+      const line: Record<string, unknown> = { id, status, images };
       if (record.state !== 'completed') line.error = record.error ?? record.state;
       writeLine(io.stdout, JSON.stringify(line));
     };
@@ -171,7 +188,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
     });
     bar?.stop();
     const completed = finished.filter((f) => f.record.state === 'completed').length;
-    writeLine(opts.json ? io.stderr : io.stdout, `batch ${runBatch}: ${completed} completed, ${finished.length - completed} failed`);
+    const expired = finished.filter((f) => f.record.state === 'expired').length;
+    writeLine(opts.json ? io.stderr : io.stdout, `batch ${runBatch}: ${completed} completed, ${finished.length - completed - expired} failed${expired > 0 ? `, ${expired} expired` : ''}`);
     return completed === finished.length ? EXIT.ok : EXIT.runtime;
   } finally {
     await producer.close();

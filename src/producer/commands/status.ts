@@ -1,5 +1,6 @@
 import { loadConfig } from '../../shared/config.js';
 import { CliError, EXIT } from '../../shared/exit-codes.js';
+import { DEFAULT_TENANT } from '../../shared/ids.js';
 import { createLogger } from '../../shared/logger.js';
 import { createProducer } from '../producer.js';
 import { writeLine, type CommandIO } from './io.js';
@@ -14,6 +15,8 @@ export async function statusCommand(id: string, opts: { json?: boolean }, io: Co
       if (opts.json) writeLine(io.stdout, JSON.stringify(job));
       else {
         writeLine(io.stdout, job.state);
+        // The state stays alone on the first line (scripts read it); a named tenant follows.
+        if (job.tenant !== DEFAULT_TENANT) writeLine(io.stdout, `tenant: ${job.tenant}`);
         if (job.error) writeLine(io.stdout, `error: ${job.error}`);
       }
       return EXIT.ok;
@@ -25,7 +28,7 @@ export async function statusCommand(id: string, opts: { json?: boolean }, io: Co
         const c = batch.counts;
         writeLine(
           io.stdout,
-          `${batch.state} total=${batch.total} waiting=${c.waiting} active=${c.active} delayed=${c.delayed} completed=${c.completed} failed=${c.failed} cancelled=${c.cancelled}` +
+          `${batch.state} total=${batch.total} waiting=${c.waiting} active=${c.active} delayed=${c.delayed} completed=${c.completed} failed=${c.failed} cancelled=${c.cancelled} expired=${c.expired} tenant=${batch.tenant}` +
             ` output_mp=${batch.output_mp} input_mp=${batch.input_mp} possibly_billed=${batch.possibly_billed} cost_usd=${batch.cost_usd}`,
         );
       }

@@ -20,6 +20,8 @@ export interface AddBatchJobsArgs {
   maxMp?: number | undefined;
   /** The batch webhook, which receives batch.completed. */
   webhook?: { url: string; secret: string } | undefined;
+  /** Whose batch it is; the first enqueue that names one sets it. */
+  tenant?: string | undefined;
 }
 
 /** How many of the jobs were new members. */

@@ -12,7 +12,7 @@ import { runScript } from './run-script.js';
 export const BEGIN_RUN = loadScript('begin-run', ['idRecord', 'batch', 'stats', 'calls', 'limiter']);
 export const START_CALL = loadScript('start-call', ['idRecord', 'limiter', 'batch', 'calls']);
 export const RENEW_CALL = loadScript('renew-call', ['calls']);
-export const SETTLE_CALL = loadScript('settle-call', ['idRecord', 'batch', 'stats', 'calls']);
+export const SETTLE_CALL = loadScript('settle-call', ['idRecord', 'batch', 'stats', 'calls', 'tenantStats']);
 export const RELEASE_CALL = loadScript('release-call', ['idRecord', 'calls']);
 
 export interface LedgerKeys {
@@ -73,7 +73,8 @@ export type StartCallReply =
   | { verdict: 'ok' }
   | { verdict: 'final'; state: string }
   | { verdict: 'rate_limited'; ttlMs: number }
-  | { verdict: 'budget'; maxMp: number };
+  | { verdict: 'budget'; maxMp: number }
+  | { verdict: 'expired'; deadline: number };
 
 export function startCall(redis: RedisClient, keys: StartCallKeys, args: StartCallArgs): Promise<StartCallReply> {
   return runScript(redis, START_CALL, keys, args);
@@ -88,7 +89,10 @@ export async function renewCall(redis: RedisClient, keys: { calls: string }, arg
   return (await runScript<'calls', { renewed: boolean }>(redis, RENEW_CALL, keys, args)).renewed;
 }
 
-export type SettleCallKeys = LedgerKeys;
+export interface SettleCallKeys extends LedgerKeys {
+  /** The per-tenant counters (today's megapixels and cost). */
+  tenantStats: string;
+}
 
 export interface SettleCallArgs {
   opId: string;
@@ -101,6 +105,9 @@ export interface SettleCallArgs {
   outputMp: number;
   inputMp: number;
   costMicroUsd: number;
+  /** The job's tenant (absent: `default`) and the caller's UTC day (`YYYY-MM-DD`) its megapixels count under. */
+  tenant?: string | undefined;
+  day?: string | undefined;
 }
 
 export interface SettleCallReply {

@@ -6,7 +6,7 @@
 import { ADD_BATCH_JOBS, EMIT_BATCH_COMPLETED } from './batch-record.js';
 import { BEGIN_RUN, RELEASE_CALL, RENEW_CALL, SETTLE_CALL, START_CALL } from './call-ledger.js';
 import { ADAPT_CONCURRENCY, RESTORE_CONCURRENCY } from './concurrency-limit.js';
-import { CANCEL_JOB, FINALIZE_JOB } from './finalisation.js';
+import { CANCEL_JOB, EXPIRE_JOB, FINALIZE_JOB } from './finalisation.js';
 import { REOPEN_JOB } from './id-record.js';
 import type { RedisScript } from './load-script.js';
 import { DEAD_LETTER_WEBHOOK_ENTRY } from './webhook-dead-letter.js';
@@ -19,6 +19,7 @@ export const ALL_SCRIPTS: readonly RedisScript<string>[] = [
   RELEASE_CALL,
   FINALIZE_JOB,
   CANCEL_JOB,
+  EXPIRE_JOB,
   REOPEN_JOB,
   ADD_BATCH_JOBS,
   EMIT_BATCH_COMPLETED,

@@ -2,9 +2,9 @@
   Cancel the job's current generation unless it already ended or an upstream call has
   started in it, in one step with the check.
 
-  KEYS: the seven of includes/make-final.lua (idRecord, events, batch, batchOpen,
-        batchesPending, webhookOutbox, stats)
-  ARGV[1] JSON { jobId, batchId?, ttlS, eventsMaxLen, now }
+  KEYS: the eight of includes/make-final.lua (idRecord, events, batch, batchOpen,
+        batchesPending, webhookOutbox, stats, tenantStats)
+  ARGV[1] JSON { jobId, batchId?, ttlS, eventsMaxLen, now, tenant? }
   Returns JSON { outcome = 'cancelled' | 'final' | 'active', batchFinished }
 
   'final': this generation already ended; 'active': a call has started in it. Check and
@@ -23,6 +23,6 @@ if redis.call('HGET', k.idRecord, 'final') == gen then return cjson.encode({outc
 if tonumber(redis.call('HGET', k.idRecord, 'started') or '0') > 0 then return cjson.encode({outcome = 'active', batchFinished = false}) end
 local done = makeFinal(k, {
   state = 'cancelled', jobId = args.jobId, batchId = args.batchId, ttlS = args.ttlS,
-  eventsMaxLen = args.eventsMaxLen, now = args.now,
+  eventsMaxLen = args.eventsMaxLen, now = args.now, tenant = args.tenant,
 })
 return cjson.encode({outcome = 'cancelled', batchFinished = done.batchFinished})

@@ -2,10 +2,10 @@
   Record the job's final state, emit its event and queue its webhook, exactly once per
   generation (see includes/make-final.lua).
 
-  KEYS: the seven of includes/make-final.lua (idRecord, events, batch, batchOpen,
-        batchesPending, webhookOutbox, stats)
+  KEYS: the eight of includes/make-final.lua (idRecord, events, batch, batchOpen,
+        batchesPending, webhookOutbox, stats, tenantStats)
   ARGV[1] JSON { state, result?, error?, event? = { type, data }, eventsMaxLen, ttlS,
-                 batchId?, jobId, webhook? = { url, secret }, now }
+                 batchId?, jobId, webhook? = { url, secret }, now, tenant? }
           event.data: the event's data as a JSON string, written to the stream as it is
   Returns JSON { recorded, eventId, batchFinished }
 ]]

@@ -1,5 +1,5 @@
 --[[
-  Re-open a failed or cancelled id for another run: a new generation with a fresh
+  Re-open a failed, cancelled or expired id for another run: a new generation with a fresh
   attempt budget, back among its batch's open jobs.
 
   KEYS[1] idRecord   the job's id record
@@ -7,14 +7,14 @@
   KEYS[3] batchOpen  the batch's open set
   ARGV[1] JSON { jobId, batchId?, ttlS }
   Returns JSON { gen }: the new generation, or 0 when the id is not failed or cancelled
-  (then nothing changes).
+  or expired (then nothing changes).
 ]]
 local idRecord, batch, batchOpen = KEYS[1], KEYS[2], KEYS[3]
 local args = cjson.decode(ARGV[1])
 
 local gen = redis.call('HGET', idRecord, 'gen') or '1'
 local state = redis.call('HGET', idRecord, 'state')
-if redis.call('HGET', idRecord, 'final') ~= gen or (state ~= 'failed' and state ~= 'cancelled') then
+if redis.call('HGET', idRecord, 'final') ~= gen or (state ~= 'failed' and state ~= 'cancelled' and state ~= 'expired') then
   return cjson.encode({gen = 0})
 end
 local g = redis.call('HINCRBY', idRecord, 'gen', 1)

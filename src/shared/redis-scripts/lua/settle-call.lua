@@ -5,7 +5,10 @@
   KEYS[2] batch     the batch hash (`batch:-` for a job without a batch)
   KEYS[3] stats     the fleet totals
   KEYS[4] calls     the job's calls (see begin-run.lua)
-  ARGV[1] JSON { opId, spendsAttempt, ambiguous, ttlS, batchId?, outputMp, inputMp, costMicroUsd }
+  KEYS[5] tenantStats  the per-tenant counters (fields `{tenant}:{name}`)
+  ARGV[1] JSON { opId, spendsAttempt, ambiguous, ttlS, batchId?, outputMp, inputMp, costMicroUsd, tenant?, day? }
+          tenant, day: the job's tenant (absent: `default`) and the caller's UTC day
+          (`YYYY-MM-DD`), under which the reported megapixels and cost are added up
           opId: the call's operation id (from start-call.lua); spendsAttempt, ambiguous: booleans
   Returns JSON { attempts, possiblyBilled }: the job's ledger after it.
 
@@ -13,7 +16,7 @@
   run already counted orphaned (an attempt, possibly billed) adds no attempt and no
   possibly billed call again, but its reported megapixels and cost are still recorded.
 ]]
-local idRecord, batch, stats, calls = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local idRecord, batch, stats, calls, tenantStats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local args = cjson.decode(ARGV[1])
 
 local function ledgerOfJob()
@@ -43,5 +46,10 @@ local function ledger(key)
   end
 end
 ledger(stats)
+if args.day and (tonumber(args.outputMp) > 0 or tonumber(args.inputMp) > 0) then
+  local t = (args.tenant or 'default') .. ':'
+  redis.call('HINCRBYFLOAT', tenantStats, t .. 'mp:' .. args.day, tonumber(args.outputMp) + tonumber(args.inputMp))
+  redis.call('HINCRBY', tenantStats, t .. 'cost:' .. args.day, args.costMicroUsd)
+end
 if args.batchId then ledger(batch) end
 return ledgerOfJob()

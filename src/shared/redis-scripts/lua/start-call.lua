@@ -8,7 +8,7 @@
   KEYS[4] calls     the job's calls (see begin-run.lua)
   ARGV[1] JSON { opId, leaseMs, ttlS, limiterMax, batchId?, defaultMaxMp? }
   Returns JSON { verdict = 'ok' } | { verdict = 'final', state } | { verdict = 'rate_limited', ttlMs }
-               | { verdict = 'budget', maxMp }
+               | { verdict = 'budget', maxMp } | { verdict = 'expired', deadline }
 
   See includes/open-call.lua. A connection that drops after Redis ran the script but
   before the reply arrived makes ioredis send it again: the op id is already there, it

@@ -8,8 +8,11 @@
   KEYS[5] batchesPending  batches that owe batch.completed
   KEYS[6] webhookOutbox   webhook deliveries waiting to be queued
   KEYS[7] stats           the fleet totals
+  KEYS[8] tenantStats     the per-tenant counters (fields `{tenant}:{name}`)
   args: { state, result?, error?, event? = { type, data }, eventsMaxLen, ttlS, batchId?,
-          jobId, webhook? = { url, secret }, now }
+          jobId, webhook? = { url, secret }, now, tenant? }
+  tenant: the job's tenant (absent: `default`); its count of the final state goes up
+  and its count of open jobs down, in the same step.
   Returns { recorded, eventId, batchFinished }: recorded false (and nothing written) when
   the generation already was final. The final state, the event (XADD), the job's webhook
   (an outbox entry written with its event) and the batch counts move in one step. A job
@@ -19,7 +22,7 @@
 ]]
 local finalisationKeys = {
   idRecord = KEYS[1], events = KEYS[2], batch = KEYS[3], batchOpen = KEYS[4],
-  batchesPending = KEYS[5], webhookOutbox = KEYS[6], stats = KEYS[7],
+  batchesPending = KEYS[5], webhookOutbox = KEYS[6], stats = KEYS[7], tenantStats = KEYS[8],
 }
 
 local function makeFinal(k, args)
@@ -28,6 +31,11 @@ local function makeFinal(k, args)
   redis.call('HSET', k.idRecord, 'gen', gen, 'final', gen, 'state', args.state, 'result', args.result or '', 'error', args.error or '', 'finished', args.now)
   redis.call('EXPIRE', k.idRecord, args.ttlS)
   redis.call('HINCRBY', k.stats, args.state, 1)
+  local tenant = args.tenant or 'default'
+  redis.call('HINCRBY', k.tenantStats, tenant .. ':' .. args.state, 1)
+  if tonumber(redis.call('HINCRBY', k.tenantStats, tenant .. ':open', -1)) < 0 then
+    redis.call('HSET', k.tenantStats, tenant .. ':open', 0)
+  end
   local eventId = ''
   if args.event then
     eventId = redis.call('XADD', k.events, 'MAXLEN', '~', args.eventsMaxLen, '*', 'type', args.event.type, 'data', args.event.data)

@@ -3,7 +3,9 @@
   already final (cancelled, or finished by another run) → {verdict = 'final', state}; the
   call gate (includes/call-gate.lua) says wait → its verdict; else the call is counted as
   started (`started`, `calls`) and in flight under its op id until its lease ends →
-  {verdict = 'ok'}. An op id already there (ioredis re-sent the script) counts once.
+  {verdict = 'ok'}. A generation that started no call yet and whose `deadline` (ms, SPEC
+  §8) has passed by Redis's clock → {verdict = 'expired', deadline}: the caller ends it
+  with expire-job.lua, without a call; a generation with a call started keeps going. An op id already there (ioredis re-sent the script) counts once.
   This is the point where a cancel and a call exclude each other (cancel-job.lua refuses
   once `started` moved); release-call.lua undoes it for a call never sent.
   idRecord, limiter, batch, calls: as in start-call.lua; a: { opId, leaseMs, ttlS,
@@ -16,6 +18,10 @@ local function openCall(idRecord, limiter, batch, calls, a)
   local gen = redis.call('HGET', idRecord, 'gen') or '1'
   if redis.call('HGET', idRecord, 'final') == gen then
     return {verdict = 'final', state = redis.call('HGET', idRecord, 'state') or ''}
+  end
+  local deadline = tonumber(redis.call('HGET', idRecord, 'deadline') or '')
+  if deadline and tonumber(redis.call('HGET', idRecord, 'started') or '0') == 0 and nowMs() >= deadline then
+    return {verdict = 'expired', deadline = deadline}
   end
   local closed = callGate(limiter, batch, a.limiterMax, a.batchId, a.defaultMaxMp)
   if closed then return closed end
