@@ -244,6 +244,10 @@ test('Batch API: the completion window passing → expired, the completed part i
   }
   assert.ok(errs.length > 0 && errs.every((e) => e.error?.code === 'batch_expired'), JSON.stringify(errs[0]));
   assert.equal(out.length + errs.length, 30);
+  // They expired as SPEC §8 says (the window's end is their deadline), not cancelled.
+  const fluxq = await h.producer().getBatch(b.id);
+  assert.equal(fluxq?.counts.expired, errs.length, JSON.stringify(fluxq?.counts));
+  assert.match(errs[0]?.error?.message ?? '', /^expired: deadline .* passed before the job started/);
 });
 
 /** Total commands Redis has served (INFO commandstats). */
@@ -282,4 +286,36 @@ test('100 concurrent images.generate through one API process: all answered; wait
   const all = await answers;
   assert.equal(all.length, 100);
   for (const [i, a] of all.entries()) assert.deepEqual([sha(Buffer.from(a.data?.[0]?.b64_json ?? '', 'base64'))], servedFor(h, `crowd ${i}`));
+});
+
+test('tenant tokens are API keys: a tenant’s images and batches are its own; another tenant gets 404 and pays for its own', { timeout: 90_000 }, async (t) => {
+  const acmeKey = 'acme-token-0123456789abcdef';
+  const globexKey = 'globex-token-0123456789abcdef';
+  const { h, api } = await setup(t, { env: { API_TOKENS: `acme=${acmeKey},globex=${globexKey}` } });
+  const acme = client(api, acmeKey);
+  const globex = client(api, globexKey);
+  await acme.images.generate({ prompt: 'acme logo', size: '256x256' }, { headers: { 'Idempotency-Key': 'acme-img-1' } });
+  assert.equal((await h.producer().getJob('acme-img-1'))?.tenant, 'acme');
+  await assert.rejects(globex.images.generate({ prompt: 'x', size: '256x256' }, { headers: { 'Idempotency-Key': 'acme-img-1' } }), (err: unknown) => err instanceof OpenAI.ConflictError);
+
+  const text = jsonl([requestLine('only', 'tenant batch prompt')]);
+  const file = await acme.files.create({ file: await toFile(Buffer.from(text), 't.jsonl'), purpose: 'batch' });
+  await assert.rejects(globex.files.retrieve(file.id), OpenAI.NotFoundError);
+  await assert.rejects(globex.batches.create({ input_file_id: file.id, endpoint: '/v1/images/generations', completion_window: '24h' }), OpenAI.BadRequestError);
+  const b = await untilFinal(acme, (await acme.batches.create({ input_file_id: file.id, endpoint: '/v1/images/generations', completion_window: '24h' })).id);
+  assert.equal(b.status, 'completed');
+  assert.equal((await h.producer().getBatch(b.id))?.counts.completed, 1);
+  await assert.rejects(globex.batches.retrieve(b.id), OpenAI.NotFoundError);
+  await assert.rejects(globex.batches.cancel(b.id), OpenAI.NotFoundError);
+  assert.deepEqual((await globex.batches.list()).data, []);
+  assert.deepEqual((await acme.batches.list()).data.map((x) => x.id), [b.id]);
+  assert.deepEqual((await client(api).batches.list()).data.map((x) => x.id), [b.id], 'the operator sees every tenant’s');
+
+  // The same content batched by another tenant is that tenant's own run: its own upstream call.
+  const gfile = await globex.files.create({ file: await toFile(Buffer.from(text), 't.jsonl'), purpose: 'batch' });
+  const gb = await untilFinal(globex, (await globex.batches.create({ input_file_id: gfile.id, endpoint: '/v1/images/generations', completion_window: '24h' })).id);
+  assert.equal(gb.status, 'completed');
+  assert.equal(h.fake.callsFor('tenant batch prompt').length, 2);
+  const [line] = await fileLines(globex, gb.output_file_id);
+  assert.notEqual(line?.response?.request_id, (await fileLines(acme, b.output_file_id))[0]?.response?.request_id);
 });

@@ -20,9 +20,12 @@ export interface BatchLine {
 
 export type ParsedLine = { ok: true; value: BatchLine } | { ok: false; problems: FieldProblem[]; customId?: string };
 
-/** The job id of a line: `oai-` + 40 hex of sha256(file sha256, custom_id). */
-export function lineJobId(fileSha256: string, customId: string): string {
-  return `oai-${createHash('sha256').update(fileSha256).update('\0').update(customId).digest('hex').slice(0, 40)}`;
+/**
+ * The job id of a line: `oai-` + 40 hex of sha256(tenant, file sha256, custom_id). The
+ * tenant is part of it, so one tenant's re-run never answers from another's images.
+ */
+export function lineJobId(tenant: string, fileSha256: string, customId: string): string {
+  return `oai-${createHash('sha256').update(tenant).update('\0').update(fileSha256).update('\0').update(customId).digest('hex').slice(0, 40)}`;
 }
 
 /**

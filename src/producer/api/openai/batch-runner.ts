@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Config } from '../../../shared/config.js';
+import { DEFAULT_TENANT } from '../../../shared/ids.js';
 import type { JobRecord } from '../../../shared/job-record.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { JobResult } from '../../../shared/result.js';
@@ -26,6 +27,8 @@ const CHUNK = 500;
 const RESULT_PAGE = 250;
 /** Errors kept in the batch object of a failed batch. */
 const MAX_ERRORS = 1000;
+/** After the window: how long the workers' deadline sweep has to expire the jobs not started, before they are cancelled. */
+const EXPIRY_GRACE_S = 30;
 
 export const outputFileId = (batchId: string) => `file-${batchId}-output`;
 export const errorFileId = (batchId: string) => `file-${batchId}-errors`;
@@ -117,8 +120,8 @@ export class BatchRunner {
     if (FINAL_STATUSES.has(rec.status) || rec.status === 'validating') return { total: rec.total, completed: rec.completed, failed: rec.failed };
     const [b, foreign] = await Promise.all([this.#d.producer.batches.get(rec.id), this.#foreignRecords(rec.id)]);
     const fc = foreign.filter((r) => r?.state === 'completed').length;
-    const ff = foreign.filter((r) => r?.state === 'failed' || r?.state === 'cancelled').length;
-    return { total: rec.total, completed: rec.preCompleted + (b?.completed ?? 0) + fc, failed: (b?.failed ?? 0) + (b?.cancelled ?? 0) + ff };
+    const ff = foreign.filter((r) => r?.state === 'failed' || r?.state === 'cancelled' || r?.state === 'expired').length;
+    return { total: rec.total, completed: rec.preCompleted + (b?.completed ?? 0) + fc, failed: (b?.failed ?? 0) + (b?.cancelled ?? 0) + (b?.expired ?? 0) + ff };
   }
 
   async #foreignRecords(id: string): Promise<(JobRecord | undefined)[]> {
@@ -141,8 +144,8 @@ export class BatchRunner {
       let rec = await records.get(id);
       if (!rec || FINAL_STATUSES.has(rec.status)) return;
       if (rec.status === 'validating') {
-        if (rec.cancellingAt) {
-          await records.update(id, { status: 'finalizing', finalizingAt: nowS(), ending: 'cancelled' });
+        if (rec.cancellingAt || nowS() >= rec.expiresAt) {
+          await records.update(id, { status: 'finalizing', finalizingAt: nowS(), ending: rec.cancellingAt ? 'cancelled' : 'expired' });
         } else {
           const errors = await this.#validate(rec);
           if (errors.length > 0) {
@@ -165,8 +168,10 @@ export class BatchRunner {
         if (ending) {
           if (rec.ending !== ending) await records.update(id, { ending });
           rec.ending = ending;
-          // Jobs not started are cancelled; running ones finish (they are paid).
-          await this.#d.producer.cancelBatch(id);
+          // Jobs not started are cancelled (a cancel), or expire at their deadline — the
+          // window's end — through the workers' deadline sweep; should no worker sweep, they
+          // are cancelled a grace period later. Running ones finish (they are paid).
+          if (ending === 'cancelled' || nowS() >= rec.expiresAt + EXPIRY_GRACE_S) await this.#d.producer.cancelBatch(id);
         }
         if (!(await this.#allFinal(id))) return;
         await records.update(id, { status: 'finalizing', finalizingAt: nowS() });
@@ -208,7 +213,10 @@ export class BatchRunner {
           if (first !== undefined) add({ code: 'duplicate_custom_id', message: `line ${line}: custom_id "${customId.slice(0, 100)}" is used twice (first at line ${first})`, param: 'custom_id', line });
           else seen.set(customId, line);
         }
-        if (parsed.ok) good.push({ line, value: parsed.value });
+        const named = parsed.ok ? parsed.value.envelope.tenant : undefined;
+        if (rec.tenant !== undefined && named !== undefined && named !== rec.tenant) {
+          add({ code: 'invalid_request', message: `line ${line}: body.tenant: this API key is tenant "${rec.tenant}"'s and cannot act for "${String(named)}"`, param: 'body.tenant', line });
+        } else if (parsed.ok) good.push({ line, value: parsed.value });
         else if (!('json' in parsed)) for (const p of parsed.problems) add({ code: 'invalid_request', message: `line ${line}: ${p.path ? `${p.path}: ` : ''}${p.message}`, param: p.path || null, line });
       }
       const { problems } = validateRequests(good.map((g) => g.value.envelope), { config: this.#d.config });
@@ -237,7 +245,7 @@ export class BatchRunner {
     let preCompleted = 0;
     for await (const chunk of lineChunks(this.#d.files, rec.inputFileId)) {
       const lines = chunk.flatMap((c) => (c.parsed.ok ? [{ line: c.line, value: c.parsed.value }] : []));
-      const ids = lines.map((l) => lineJobId(sha, l.value.customId));
+      const ids = lines.map((l) => lineJobId(rec.tenant ?? DEFAULT_TENANT, sha, l.value.customId));
       const existing = await producer.records.getMany(ids);
       const envelopes: Record<string, unknown>[] = [];
       const envLines: number[] = [];
@@ -251,13 +259,14 @@ export class BatchRunner {
           return;
         }
         if (elsewhere) foreign.push(jobId);
-        envelopes.push({ ...l.value.envelope, id: jobId, ...(elsewhere ? { batch: elsewhere } : {}), ...(fresh.tenant ? { tenant: fresh.tenant } : {}) });
+        envelopes.push({ ...l.value.envelope, id: jobId, ...(elsewhere ? { batch: elsewhere } : {}) });
         envLines.push(l.line);
       });
       await this.#d.records.addForeign(rec.id, foreign);
       if (envelopes.length === 0) continue;
       try {
-        await producer.enqueueBulk(envelopes, { batch: rec.id });
+        // The window's end is each job's deadline (SPEC §8): what has not started by then expires.
+        await producer.enqueueBulk(envelopes, { batch: rec.id, deadline: new Date(rec.expiresAt * 1000).toISOString(), ...(rec.tenant ? { tenant: rec.tenant } : {}) });
       } catch (err) {
         if (!(err instanceof BulkValidationError)) throw err;
         return err.items.flatMap((it) => it.details.map((d) => ({ code: 'invalid_request', message: `line ${envLines[it.index]}: body.${d.path}: ${d.message}`, param: `body.${d.path}`, line: envLines[it.index] ?? null })));
@@ -277,7 +286,7 @@ export class BatchRunner {
     const sha = rec.fileSha256;
     const out = new PassThrough();
     const err = new PassThrough();
-    const uploads = Promise.all([files.putStream(outputFileId(rec.id), out, `${rec.id}_output.jsonl`, 'batch_output'), files.putStream(errorFileId(rec.id), err, `${rec.id}_errors.jsonl`, 'batch_output')]);
+    const uploads = Promise.all([files.putStream(outputFileId(rec.id), out, `${rec.id}_output.jsonl`, 'batch_output', rec.tenant), files.putStream(errorFileId(rec.id), err, `${rec.id}_errors.jsonl`, 'batch_output', rec.tenant)]);
     const failed = uploads.then(() => new Promise<never>(() => undefined));
     failed.catch(() => undefined);
     const counts: RequestCounts = { total: 0, completed: 0, failed: 0 };
@@ -286,7 +295,7 @@ export class BatchRunner {
       for await (const chunk of lineChunks(files, rec.inputFileId)) {
         for (let i = 0; i < chunk.length; i += RESULT_PAGE) {
           const page = chunk.slice(i, i + RESULT_PAGE).flatMap((c) => (c.parsed.ok ? [c.parsed.value.customId] : []));
-          const ids = sha ? page.map((c) => lineJobId(sha, c)) : [];
+          const ids = sha ? page.map((c) => lineJobId(rec.tenant ?? DEFAULT_TENANT, sha, c)) : [];
           const recs = sha ? await producer.records.getMany(ids) : [];
           for (const [n, customId] of page.entries()) {
             counts.total++;
@@ -300,7 +309,14 @@ export class BatchRunner {
               await write(out, `${JSON.stringify({ id: reqId, custom_id: customId, response: { status_code: 200, request_id: jobId, body }, error: null })}\n`, failed);
             } else {
               counts.failed++;
-              const error = r?.state === 'failed' ? { code: 'job_failed', message: r.error ?? 'failed' } : r?.state === 'cancelled' && !rec.ending ? { code: 'job_cancelled', message: 'the job was cancelled' } : endedWhy;
+              const error =
+                r?.state === 'failed'
+                  ? { code: 'job_failed', message: r.error ?? 'failed' }
+                  : r?.state === 'expired'
+                    ? { code: 'batch_expired', message: r.error ?? endedWhy.message }
+                    : r?.state === 'cancelled' && !rec.ending
+                      ? { code: 'job_cancelled', message: 'the job was cancelled' }
+                      : endedWhy;
               await write(err, `${JSON.stringify({ id: reqId, custom_id: customId, response: null, error })}\n`, failed);
             }
           }

@@ -73,10 +73,10 @@ export function batchRoutes(app: FastifyInstance, d: BatchRouteDeps): void {
     const parsed = createBody.safeParse(req.body);
     if (!parsed.success) throw invalidRequest(toFieldProblems(parsed.error));
     const b = parsed.data;
-    const file = await d.files.head(b.input_file_id);
-    if (!file || file.purpose !== 'batch') throw invalidRequest([{ path: 'input_file_id', message: `no file "${b.input_file_id}" uploaded with purpose "batch"` }]);
-    const now = Math.floor(Date.now() / 1000);
     const tenant = d.tenantOf(req);
+    const stored = await d.files.head(b.input_file_id);
+    if (!stored || stored.file.purpose !== 'batch' || (tenant !== undefined && stored.tenant !== tenant)) throw invalidRequest([{ path: 'input_file_id', message: `no file "${b.input_file_id}" uploaded with purpose "batch"` }]);
+    const now = Math.floor(Date.now() / 1000);
     const rec: OpenAiBatchRecord = {
       id: newOpenAiBatchId(),
       status: 'validating',

@@ -33,9 +33,15 @@ export interface FileStoreDeps {
   keyPrefix: string;
 }
 
-function metadata(filename: string, purpose: FilePurpose, createdAt: number): Record<string, string> {
+function metadata(filename: string, purpose: FilePurpose, createdAt: number, tenant: string | undefined): Record<string, string> {
   // S3 metadata is ASCII: the name travels percent-encoded.
-  return { filename: encodeURIComponent(filename), purpose, 'created-at': String(createdAt) };
+  return { filename: encodeURIComponent(filename), purpose, 'created-at': String(createdAt), ...(tenant !== undefined ? { tenant } : {}) };
+}
+
+/** A stored file and whose it is (a tenant's, or the operator's when undefined). */
+export interface StoredFile {
+  file: OpenAiFile;
+  tenant: string | undefined;
 }
 
 const isMissing = (err: unknown) => {
@@ -54,32 +60,32 @@ export class FileStore {
     return openaiFileKey(this.#d.keyPrefix, id);
   }
 
-  async put(bytes: Buffer, filename: string, purpose: FilePurpose): Promise<OpenAiFile> {
+  async put(bytes: Buffer, filename: string, purpose: FilePurpose, tenant: string | undefined): Promise<OpenAiFile> {
     const id = newFileId();
     const createdAt = Math.floor(Date.now() / 1000);
     await this.#d.s3.send(
-      new PutObjectCommand({ Bucket: this.#d.bucket, Key: this.#key(id), Body: bytes, ContentType: 'application/jsonl', Metadata: metadata(filename, purpose, createdAt) }),
+      new PutObjectCommand({ Bucket: this.#d.bucket, Key: this.#key(id), Body: bytes, ContentType: 'application/jsonl', Metadata: metadata(filename, purpose, createdAt, tenant) }),
     );
     return fileObject(id, bytes.length, createdAt, filename, purpose);
   }
 
   /** Write a file from a stream (a multipart upload past 5 MiB, at most two parts in memory). */
-  async putStream(id: string, body: Readable, filename: string, purpose: FilePurpose): Promise<void> {
+  async putStream(id: string, body: Readable, filename: string, purpose: FilePurpose, tenant: string | undefined): Promise<void> {
     const upload = new Upload({
       client: this.#d.s3,
-      params: { Bucket: this.#d.bucket, Key: this.#key(id), Body: body, ContentType: 'application/jsonl', Metadata: metadata(filename, purpose, Math.floor(Date.now() / 1000)) },
+      params: { Bucket: this.#d.bucket, Key: this.#key(id), Body: body, ContentType: 'application/jsonl', Metadata: metadata(filename, purpose, Math.floor(Date.now() / 1000), tenant) },
       partSize: 5 * 1024 * 1024,
       queueSize: 2,
     });
     await upload.done();
   }
 
-  async head(id: string): Promise<OpenAiFile | undefined> {
+  async head(id: string): Promise<StoredFile | undefined> {
     if (!FILE_ID_RE.test(id)) return undefined;
     try {
       const h = await this.#d.s3.send(new HeadObjectCommand({ Bucket: this.#d.bucket, Key: this.#key(id) }));
       const m = h.Metadata ?? {};
-      return fileObject(id, h.ContentLength ?? 0, Number(m['created-at'] ?? 0), decodeURIComponent(m.filename ?? id), m.purpose === 'batch_output' ? 'batch_output' : 'batch');
+      return { file: fileObject(id, h.ContentLength ?? 0, Number(m['created-at'] ?? 0), decodeURIComponent(m.filename ?? id), m.purpose === 'batch_output' ? 'batch_output' : 'batch'), tenant: m.tenant };
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;

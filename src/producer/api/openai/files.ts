@@ -27,7 +27,15 @@ async function* presignedLines(body: Readable, s3: S3Client, ttlS: number): Asyn
   }
 }
 
-export function fileRoutes(app: FastifyInstance, files: FileStore, s3: S3Client, presignTtlS: number): void {
+export function fileRoutes(app: FastifyInstance, files: FileStore, s3: S3Client, presignTtlS: number, tenantOf: (req: unknown) => string | undefined): void {
+  /** A file the caller may see: its own tenant's, or any for the operator; others' are 404. */
+  const visible = async (req: unknown, id: string) => {
+    const f = await files.head(id);
+    const tenant = tenantOf(req);
+    if (!f || (tenant !== undefined && f.tenant !== tenant)) throw notFound('file', id);
+    return f.file;
+  };
+
   app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.post('/files', async (req) => {
@@ -45,19 +53,17 @@ export function fileRoutes(app: FastifyInstance, files: FileStore, s3: S3Client,
     if (file === null || typeof file === 'string') throw invalidRequest([{ path: 'file', message: 'is required: the JSONL file' }]);
     const bytes = Buffer.from(await file.arrayBuffer());
     if (bytes.length === 0) throw invalidRequest([{ path: 'file', message: 'is empty' }]);
-    return files.put(bytes, file.name || 'input.jsonl', 'batch');
+    return files.put(bytes, file.name || 'input.jsonl', 'batch', tenantOf(req));
   });
 
   app.get<{ Params: { id: string } }>('/files/:id', async (req) => {
-    const f = await files.head(req.params.id);
-    if (!f) throw notFound('file', req.params.id);
-    return f;
+    return visible(req, req.params.id);
   });
 
   app.get<{ Params: { id: string } }>('/files/:id/content', async (req, reply) => {
-    const f = await files.head(req.params.id);
-    const body = f ? await files.open(req.params.id) : undefined;
-    if (!f || !body) throw notFound('file', req.params.id);
+    const f = await visible(req, req.params.id);
+    const body = await files.open(req.params.id);
+    if (!body) throw notFound('file', req.params.id);
     reply.type('application/jsonl');
     if (f.purpose !== 'batch_output') return reply.send(body);
     return reply.send(Readable.from(presignedLines(body, s3, presignTtlS)));

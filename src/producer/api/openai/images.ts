@@ -47,8 +47,16 @@ export function imagesRoutes(app: FastifyInstance, deps: ApiDeps, waiter: JobFin
     }
     const id = key ?? `img-${randomUUID()}`;
     const tenant = tenantOf(req);
+    if (tenant !== undefined) {
+      if (typeof envelope.tenant === 'string' && envelope.tenant !== tenant) {
+        throw new OpenAiError(403, `this API key is tenant "${tenant}"'s and cannot act for tenant "${envelope.tenant}" (leave tenant out)`, { type: 'invalid_request_error', param: 'tenant', code: 'other_tenant' });
+      }
+      // Another tenant's job by that key is not this key's to see or to wait for.
+      const existing = key !== undefined ? await producer.getJob(key) : undefined;
+      if (existing && existing.tenant !== tenant) throw new OpenAiError(409, `Idempotency-Key "${key}" is taken: choose another`, { param: 'Idempotency-Key', code: 'idempotency_key_taken' });
+    }
     try {
-      await producer.enqueue({ ...envelope, id, ...(tenant ? { tenant } : {}) }, { priority: 1 });
+      await producer.enqueue({ ...envelope, id }, { priority: 1, ...(tenant !== undefined ? { tenant } : {}) });
     } catch (err) {
       if (err instanceof ValidationError) throw invalidRequest(err.details);
       throw err;

@@ -1,6 +1,7 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { QueueUnavailableError, ValidationError } from '../../../shared/errors.js';
 import type { ApiDeps } from '../api-deps.js';
+import { requestTenant } from '../auth.js';
 import { OpenAiBatchRecords } from './batch-record.js';
 import { BatchRunner } from './batch-runner.js';
 import { batchRoutes } from './batches.js';
@@ -15,14 +16,17 @@ import { invalidRequest, OpenAiError } from './openai-error.js';
  * The OpenAI-compatible surface under `/openai/v1` (SPEC §10), as an encapsulated Fastify
  * plugin: its own error shape `{ error: { message, type, param, code } }`, its own
  * multipart parser, the images endpoint, files and batches. `hub` is the process's one
- * events reader; `tenantOf` names the caller's tenant (undefined for the operator token).
+ * events reader. Tenant tokens are API keys here too: a tenant's requests and batches are its own.
  */
 export interface OpenAiApi {
   register(app: FastifyInstance): Promise<void>;
   close(): Promise<void>;
 }
 
-export function openAiApi(deps: ApiDeps, hub: Pick<EventHub, 'subscribe'>, tenantOf: (req: unknown) => string | undefined = () => undefined): OpenAiApi {
+/** The caller's tenant: a tenant token's (API_TOKENS), undefined for the operator's API_TOKEN. */
+const tenantOf = (req: unknown) => requestTenant(req as FastifyRequest);
+
+export function openAiApi(deps: ApiDeps, hub: Pick<EventHub, 'subscribe'>): OpenAiApi {
   const { config, producer, s3 } = deps;
   const log = deps.logger.child({ component: 'openai-api' });
   const files = new FileStore({ s3, bucket: config.s3.bucket ?? '', keyPrefix: config.s3.keyPrefix });
@@ -54,7 +58,7 @@ export function openAiApi(deps: ApiDeps, hub: Pick<EventHub, 'subscribe'>, tenan
             return reply.code(404).send(e.body());
           });
           imagesRoutes(scope, deps, waiter, tenantOf);
-          fileRoutes(scope, files, s3, config.api.presignTtlS);
+          fileRoutes(scope, files, s3, config.api.presignTtlS, tenantOf);
           batchRoutes(scope, { config, files, records, runner, tenantOf });
         },
         { prefix: '/openai/v1' },
