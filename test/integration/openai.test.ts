@@ -107,6 +107,21 @@ test('images.generate past OPENAI_SYNC_TIMEOUT_S: 504 naming the job, which goes
   }, { timeoutMs: 30_000, intervalMs: 100, what: 'the result by Idempotency-Key' });
   assert.deepEqual([sha(Buffer.from(done.data?.[0]?.b64_json ?? '', 'base64'))], servedFor(h, 'slow one'));
   assert.equal(h.fake.callsFor('slow one').length, 1, 'one upstream call for the two requests');
+
+  // Without an Idempotency-Key a client that retries 5xx (the default) must not make a second job.
+  h.fake.inject({ fault: { type: 'delay', ms: 2500 }, prompt: 'slow two' });
+  const retrying = new OpenAI({ baseURL: oa.baseURL, apiKey: API_TOKEN, maxRetries: 2 });
+  let jobId = '';
+  await assert.rejects(retrying.images.generate({ prompt: 'slow two', size: '256x256' }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.APIError && err.status === 504, String(err));
+    assert.equal(err.headers?.get('x-should-retry'), 'false');
+    jobId = /job (\S+) is not finished/.exec(err.message)?.[1] ?? '';
+    return true;
+  });
+  const producer = h.producer();
+  await waitFor(async () => (await producer.getJob(jobId))?.state === 'completed', { timeoutMs: 30_000, what: `job ${jobId} completed` });
+  const counts = await producer.queue.getJobCounts();
+  assert.equal(Object.values(counts).reduce((a, n) => a + n, 0), 2, `one job per request: ${JSON.stringify(counts)}`);
 });
 
 test('Batch API: files.create + batches.create → completed; every custom_id once, URLs byte-identical; the same file again pays for nothing; list pages', { timeout: 120_000 }, async (t) => {

@@ -62,7 +62,14 @@ export function imagesRoutes(app: FastifyInstance, deps: ApiDeps, waiter: JobFin
       throw err;
     }
     const st = await waiter.wait(id, config.openai.syncTimeoutS * 1000);
-    return answer(deps, id, st, b.response_format === 'url' ? 'url' : 'b64_json');
+    try {
+      return await answer(deps, id, st, b.response_format === 'url' ? 'url' : 'b64_json');
+    } catch (err) {
+      // The clients retry 429 and 5xx by themselves. Without an Idempotency-Key a retry is
+      // a new job that may be paid again (the first goes on, or failed for good): tell them not to.
+      if (err instanceof OpenAiError && err.status >= 429 && key === undefined) err.shouldRetry = false;
+      throw err;
+    }
   });
 }
 

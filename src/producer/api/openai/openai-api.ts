@@ -51,6 +51,7 @@ export function openAiApi(deps: ApiDeps, hub: Pick<EventHub, 'subscribe'>): Open
               log.error({ err, method: req.method, path: req.url.split('?')[0] }, 'request failed');
               e = new OpenAiError(500, 'internal error; see the API log', { code: 'internal_error' });
             }
+            if (e.shouldRetry !== undefined) void reply.header('x-should-retry', String(e.shouldRetry));
             return reply.code(e.status).send(e.body());
           });
           scope.setNotFoundHandler((req, reply) => {

@@ -14,9 +14,12 @@ export class OpenAiError extends Error {
   readonly type: OpenAiErrorType;
   readonly param: string | null;
   readonly code: string | null;
+  /** Sent as `x-should-retry`, which the official clients obey instead of retrying by status. */
+  shouldRetry: boolean | undefined;
 
-  constructor(status: number, message: string, opts: { type?: OpenAiErrorType; param?: string | null; code?: string | null } = {}) {
+  constructor(status: number, message: string, opts: { type?: OpenAiErrorType; param?: string | null; code?: string | null; shouldRetry?: boolean } = {}) {
     super(message);
+    this.shouldRetry = opts.shouldRetry;
     this.status = status;
     this.type = opts.type ?? (status === 404 ? 'not_found_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'api_error' : 'invalid_request_error');
     this.param = opts.param ?? null;
