@@ -53,7 +53,7 @@ export function imagesRoutes(app: FastifyInstance, deps: ApiDeps, waiter: JobFin
       }
       // Another tenant's job by that key is not this key's to see or to wait for.
       const existing = key !== undefined ? await producer.getJob(key) : undefined;
-      if (existing && existing.tenant !== tenant) throw new OpenAiError(409, `Idempotency-Key "${key}" is taken: choose another`, { param: 'Idempotency-Key', code: 'idempotency_key_taken' });
+      if (existing && existing.tenant !== tenant) throw new OpenAiError(409, `Idempotency-Key "${key}" is taken: choose another`, { param: 'Idempotency-Key', code: 'idempotency_key_taken', shouldRetry: false });
     }
     try {
       await producer.enqueue({ ...envelope, id }, { priority: 1, ...(tenant !== undefined ? { tenant } : {}) });
@@ -65,9 +65,10 @@ export function imagesRoutes(app: FastifyInstance, deps: ApiDeps, waiter: JobFin
     try {
       return await answer(deps, id, st, b.response_format === 'url' ? 'url' : 'b64_json');
     } catch (err) {
-      // The clients retry 429 and 5xx by themselves. Without an Idempotency-Key a retry is
-      // a new job that may be paid again (the first goes on, or failed for good): tell them not to.
-      if (err instanceof OpenAiError && err.status >= 429 && key === undefined) err.shouldRetry = false;
+      // The clients retry 408, 409, 429 and 5xx by themselves. Without an Idempotency-Key a
+      // retry is a new job that may be paid again (the first goes on, or ended for good):
+      // tell them not to.
+      if (err instanceof OpenAiError && key === undefined) err.shouldRetry = false;
       throw err;
     }
   });
@@ -84,7 +85,7 @@ async function answer(deps: ApiDeps, id: string, st: JobStatus | undefined, form
   }
   if (st.state === 'failed') throw failureError(id, st.error ?? 'failed');
   if (st.state === 'cancelled') throw new OpenAiError(409, `job ${id} was cancelled before it ran`, { code: 'job_cancelled' });
-  if ((st.state as string) === 'expired') throw new OpenAiError(504, st.error ?? `job ${id} expired before it started`, { type: 'timeout_error', code: 'job_expired' });
+  if (st.state === 'expired') throw new OpenAiError(504, st.error ?? `job ${id} expired before it started`, { type: 'timeout_error', code: 'job_expired' });
   throw new OpenAiError(
     504,
     `job ${id} is not finished after OPENAI_SYNC_TIMEOUT_S=${deps.config.openai.syncTimeoutS} s (it is ${st.state}); it goes on: post again with the header Idempotency-Key: ${id} to get its result`,
