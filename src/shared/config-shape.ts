@@ -73,6 +73,7 @@ export interface Config {
     bodyLimitBytes: number;
     presignTtlS: number;
   };
+  openai: { syncTimeoutS: number; batchWindowS: number; batchSweepMs: number };
   webhooks: { allowedHosts: string[] | undefined; timeoutMs: number; attempts: number; backoffMs: number };
   budget: { maxMegapixelsPerBatch: number | undefined; priceFirstMpUsd: number; priceExtraMpUsd: number };
   inputs: {

@@ -24,7 +24,7 @@ export const DEFAULT_LOCK_DURATION_MS = 10_000;
 export const DEFAULT_STALLED_INTERVAL_MS = 5_000;
 
 /** Second key segments fluxq itself uses under QUEUE_PREFIX (see keys.ts). */
-export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency', 'stats'];
+export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency', 'stats', 'openai'];
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const NAME_RULE = '1–64 letters, digits, . _ -';
@@ -189,6 +189,18 @@ export const CONFIG_TABLE = {
   },
   WEBHOOK_TIMEOUT_MS: { at: 'webhooks.timeoutMs', ...int(100), default: 10_000, doc: 'a webhook delivery that gets no answer within this is a failed try' },
   WEBHOOK_ATTEMPTS: { at: 'webhooks.attempts', ...int(1, 100), default: 8, doc: 'tries per webhook delivery before `webhook.failed`' },
+  OPENAI_SYNC_TIMEOUT_S: {
+    at: 'openai.syncTimeoutS', ...int(1, 86_400), default: 300,
+    doc: '`POST /openai/v1/images/generations` answers within this; past it 504 naming the job id (the job goes on; re-posting its `Idempotency-Key` returns the result)',
+  },
+  OPENAI_BATCH_WINDOW_S: {
+    at: 'openai.batchWindowS', ...int(1, 604_800), default: 86_400,
+    doc: 'how long an OpenAI batch\'s `completion_window: "24h"` lasts; past it the batch expires (shorter only for tests)',
+  },
+  OPENAI_BATCH_SWEEP_MS: {
+    at: 'openai.batchSweepMs', ...int(100, 600_000), default: 2000,
+    doc: 'how often `fluxq api` moves OpenAI batches along (finished → output files written, window passed → expired)',
+  },
   WEBHOOK_BACKOFF_MS: { at: 'webhooks.backoffMs', ...int(1), default: 2000, doc: 'base of the webhook retry backoff (exponential, jitter 0.5)' },
 } satisfies Record<string, ConfigVariable>;
 

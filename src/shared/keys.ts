@@ -63,6 +63,16 @@ export interface RedisKeys {
   pauseReason: string;
   /** The queue that delivers webhooks (its BullMQ name; it lives under the same prefix). */
   webhookQueueName: string;
+  /** An OpenAI Batch API batch (a hash): status, timestamps, file ids, counts (SPEC §10). */
+  openaiBatch(batchId: string): string;
+  /** Job ids an OpenAI batch waits for that belong to an earlier batch (a set): a re-run file's unfinished lines. */
+  openaiBatchForeign(batchId: string): string;
+  /** Short lease held by the API process moving an OpenAI batch along. */
+  openaiBatchLease(batchId: string): string;
+  /** Every OpenAI batch by creation time (a zset), for `GET /openai/v1/batches`. */
+  openaiBatches: string;
+  /** OpenAI batches not in a final status yet (a set): what the sweeper looks at. */
+  openaiBatchesOpen: string;
 }
 
 export function redisKeys(prefix: string, queueName: string): RedisKeys {
@@ -94,6 +104,11 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     bullMarker: bull.marker,
     pauseReason: `${prefix}:pause-reason`,
     webhookQueueName: `${queueName}-webhooks`,
+    openaiBatch: (batchId) => `${prefix}:openai:batch:${batchId}`,
+    openaiBatchForeign: (batchId) => `${prefix}:openai:batch:${batchId}:foreign`,
+    openaiBatchLease: (batchId) => `${prefix}:openai:batch:${batchId}:lease`,
+    openaiBatches: `${prefix}:openai:batches`,
+    openaiBatchesOpen: `${prefix}:openai:batches:open`,
   };
 }
 
@@ -125,6 +140,11 @@ export function imageKey(folder: string, index: number, ext: ImageExt): string {
 /** Where a finished batch's manifest lands. */
 export function manifestKey(keyPrefix: string, batchId: string): string {
   return `${keyPrefix}/${batchId}/manifest.jsonl`;
+}
+
+/** An OpenAI Batch API file (an uploaded input, or a batch's output or error file). */
+export function openaiFileKey(keyPrefix: string, fileId: string): string {
+  return `${keyPrefix}/files/${fileId}`;
 }
 
 /** Content-addressed store for inline input images: one object per distinct content. */

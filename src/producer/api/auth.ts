@@ -99,6 +99,11 @@ export function authHook(opts: AuthOptions) {
     const cookie = req.cookies?.[SESSION_COOKIE];
     const cookieOk = cookie !== undefined && session !== undefined && timingSafeEqual(digest(cookie), digest(session));
     if (cookieOk && (isPagePath(path) || isEventStreamPath(path))) return;
+    if (path.startsWith('/openai/')) {
+      // The OpenAI surface answers in OpenAI's error shape (SPEC §10), which its clients read.
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { message: 'missing or wrong API key: use an API token as the key (Authorization: Bearer <token>)', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+      return;
+    }
     if (!isPagePath(path)) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token: send Authorization: Bearer <API_TOKEN>' });
       return;

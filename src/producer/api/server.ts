@@ -12,6 +12,7 @@ import { fleetMetricsRoute } from './fleet-metrics.js';
 import { galleryRoutes } from './gallery.js';
 import { healthRoutes } from './health.js';
 import { jobRoutes } from './routes-jobs.js';
+import { openAiApi } from './openai/openai-api.js';
 
 export interface Api {
   app: FastifyInstance;
@@ -76,6 +77,8 @@ export async function buildApi(deps: ApiDeps, opts: ApiOptions = {}): Promise<Ap
   eventRoutes(app, hub, logger, opts.events);
   fleetMetricsRoute(app, deps, [webhookQueue]);
   galleryRoutes(app, deps);
+  const openai = openAiApi(deps, hub);
+  await openai.register(app);
   await dashboardRoutes(app, [producer.queue as Queue, webhookQueue]);
   await app.ready();
   return {
@@ -83,6 +86,7 @@ export async function buildApi(deps: ApiDeps, opts: ApiOptions = {}): Promise<Ap
     hub,
     close: async () => {
       await app.close();
+      await openai.close();
       await hub.close();
       await webhookQueue.close().catch(() => undefined);
     },
