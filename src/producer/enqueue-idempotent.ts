@@ -1,4 +1,4 @@
-import { Job, type Queue } from 'bullmq';
+import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { BatchOptions, BatchStore } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
 import { DEFAULT_TENANT } from '../shared/ids.js';
@@ -9,6 +9,7 @@ import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
+import { ATTR, SPAN, SpanKind, contextMetadata, endStatus, startSpan, tenantOf } from '../shared/spans.js';
 import type { PreparedRequest } from './prepare.js';
 
 /** `addBulk` chunk: BullMQ sends a bulk as one pipeline; big ones stall Redis (#1670). */
@@ -32,6 +33,34 @@ export interface EnqueueDeps {
   batches: BatchStore;
   queue: Queue<JobData, JobResult>;
   log: Logger;
+}
+
+/**
+ * `queue.addBulk`, each job in its own `fluxq.enqueue` span (a child of the caller's
+ * active span), whose context the job carries where BullMQ's telemetry does
+ * (`opts.telemetry.metadata`): the worker's spans of the job join its trace.
+ */
+async function addTraced(queue: Queue<JobData, JobResult>, jobs: { item: PreparedRequest; opts: JobsOptions }[]): Promise<void> {
+  const spans = jobs.map(({ item }) =>
+    startSpan(SPAN.enqueue, {
+      kind: SpanKind.PRODUCER,
+      attributes: { [ATTR.jobId]: item.id, ...(item.batchId ? { [ATTR.batchId]: item.batchId } : {}), [ATTR.tenant]: tenantOf(item.data) },
+    }),
+  );
+  try {
+    await queue.addBulk(
+      jobs.map(({ item, opts }, n) => {
+        const metadata = contextMetadata(spans[n]?.context);
+        return { name: JOB_NAME, data: item.data, opts: metadata ? { ...opts, telemetry: { metadata } } : opts };
+      }),
+    );
+    for (const { span } of spans) endStatus(span, true);
+  } catch (err) {
+    for (const { span } of spans) endStatus(span, false, err);
+    throw err;
+  } finally {
+    for (const { span } of spans) span.end();
+  }
 }
 
 /**
@@ -99,9 +128,7 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
     for (const it of toRun) records.setRunTerms(terms, it.id, { tenant: it.tenant, deadline: it.deadline });
     await terms.exec();
   }
-  if (toAdd.length > 0) {
-    await queue.addBulk(toAdd.map((it) => ({ name: JOB_NAME, data: it.data, opts: generationJobOptions(deps.config, it.id, priority) })));
-  }
+  if (toAdd.length > 0) await addTraced(queue, toAdd.map((it) => ({ item: it, opts: generationJobOptions(deps.config, it.id, priority) })));
   deps.log.debug({ created: toCreate.length, existing: items.length - toAdd.length - toRetry.length, retried: toReopen.length + toRetry.length }, 'enqueued a chunk');
   for (const it of toRetry) {
     const job = await Job.fromId<JobData, JobResult>(queue, it.id).catch((err: unknown) => {

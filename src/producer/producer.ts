@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { Queue } from 'bullmq';
+import { Queue, type Telemetry } from 'bullmq';
 import { BatchStore, type BatchOptions } from '../shared/batch-store.js';
 import type { Config } from '../shared/config.js';
 import { QueueUnavailableError, ValidationError } from '../shared/errors.js';
@@ -32,6 +32,12 @@ export interface ProducerOptions {
   /** For storing inline input images; created on first need when absent. */
   s3?: S3Client;
   logger?: Logger;
+  /**
+   * BullMQ's telemetry for the queue (e.g. `new BullMQOtel({ tracerName: 'fluxq' })` from bullmq-otel),
+   * for BullMQ's own spans. fluxq's `fluxq.enqueue` spans and the context each job
+   * carries come from the OpenTelemetry API whether or not this is set.
+   */
+  telemetry?: Telemetry;
 }
 
 export interface EnqueueOptions {
@@ -104,7 +110,7 @@ export function createProducer(opts: ProducerOptions): Producer {
   const keys = redisKeys(config.queue.prefix, config.queue.name);
   const records = new JobRecords(redis, keys, { ttlS: config.idempotencyTtlS, eventsMaxLen: config.events.maxLen });
   const batches = new BatchStore(redis, keys, { eventsMaxLen: config.events.maxLen });
-  const queue = new Queue<JobData, JobResult>(config.queue.name, { connection: redis, prefix: config.queue.prefix });
+  const queue = new Queue<JobData, JobResult>(config.queue.name, { connection: redis, prefix: config.queue.prefix, ...(opts.telemetry ? { telemetry: opts.telemetry } : {}) });
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const control: QueueControlDeps = { queue, redis, keys, eventsMaxLen: config.events.maxLen };
   let s3 = opts.s3;

@@ -14,6 +14,11 @@ export type ConfigRole = 'worker' | 'producer' | 'api' | 'demo';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** OTLP protocols fluxq exports traces with (SPEC §9). */
+export const TRACE_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+/** The OpenTelemetry SDK's `OTEL_TRACES_SAMPLER` values. */
+export const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+
 /** The typed configuration every part of fluxq is built from (config-table.ts says which variable fills which field). */
 export interface Config {
   redis: { urls: string[]; cluster: boolean };
@@ -78,6 +83,14 @@ export interface Config {
     s3Buckets: string[];
   };
   events: { maxLen: number };
+  /** SPEC §9: OTLP export; on when an endpoint is set (the SDK reads the variables itself too). */
+  tracing: {
+    endpoint: string | undefined;
+    tracesEndpoint: string | undefined;
+    protocol: (typeof TRACE_PROTOCOLS)[number];
+    serviceName: string | undefined;
+    sampler: (typeof TRACE_SAMPLERS)[number];
+  };
   logLevel: LogLevel;
 }
 

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { ConfigPath, ConfigVariable } from './config-shape.js';
-import { LOG_LEVELS } from './config-shape.js';
+import { LOG_LEVELS, TRACE_PROTOCOLS, TRACE_SAMPLERS } from './config-shape.js';
 import { BUCKET, BUCKET_RULE, bool, bucketNames, decimal, hostNames, httpUrl, int, intOrAuto, oneOf, redisUrls, secret, tenantTokens, text } from './config-values.js';
 
 /**
@@ -128,6 +128,21 @@ export const CONFIG_TABLE = {
     doc: 'after SIGTERM, in-flight jobs get this long; what is unfinished then goes back to the queue with its progress checkpoint',
   },
   LOG_LEVEL: { spec: true, at: 'logLevel', ...oneOf(LOG_LEVELS), default: 'info', doc: 'the least severe log line written' },
+  // SPEC §9 Tracing: the OpenTelemetry SDK reads these itself (and the other OTEL_* variables it knows)
+  OTEL_EXPORTER_OTLP_ENDPOINT: {
+    spec: true, at: 'tracing.endpoint', ...httpUrl(),
+    doc: 'OTLP base URL (`/v1/traces` is appended); this or the next one set = the process exports traces; both unset = tracing off (no SDK is loaded)',
+  },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { spec: true, at: 'tracing.tracesEndpoint', ...httpUrl(), doc: 'OTLP traces URL, used as it is' },
+  OTEL_EXPORTER_OTLP_PROTOCOL: {
+    spec: true, at: 'tracing.protocol', ...oneOf(TRACE_PROTOCOLS), default: 'http/protobuf',
+    doc: 'how spans are sent (`grpc` is not supported)',
+  },
+  OTEL_SERVICE_NAME: { spec: true, at: 'tracing.serviceName', ...text(), doc: '`service.name` of the spans; unset = `fluxq-worker`, `fluxq-api` or `fluxq-cli`' },
+  OTEL_TRACES_SAMPLER: {
+    spec: true, at: 'tracing.sampler', ...oneOf(TRACE_SAMPLERS), default: 'parentbased_always_on',
+    doc: 'which traces are recorded (`OTEL_TRACES_SAMPLER_ARG`: the ratio of the `traceidratio` ones)',
+  },
 
   // fluxq's own
   LOCK_DURATION_MS: {

@@ -5,6 +5,7 @@ import { beginRun, releaseCall, renewCall, settleCall, startCall, type StartCall
 import { cancelJob, expireJob, finalizeJob, type ExpireJobReply, type FinalisationKeys } from './redis-scripts/finalisation.js';
 import { DEFAULT_TENANT } from './ids.js';
 import { reopenJob } from './redis-scripts/id-record.js';
+import { contextMetadata } from './spans.js';
 
 /**
  * The id record of a job, `{prefix}:id:{jobId}`: a small hash that outlives the BullMQ
@@ -81,6 +82,16 @@ function fromHmget(values: (string | null)[]): JobRecord | undefined {
     if (v !== null && v !== undefined) named[f] = v;
   });
   return toRecord(named);
+}
+
+/**
+ * The webhook with the active context (the run's `fluxq.job` span) when tracing is on:
+ * it rides in the outbox entry into the webhook queue, so every delivery try joins the
+ * job's trace (SPEC §9).
+ */
+function withTrace(webhook: { url: string; secret: string }): { url: string; secret: string; trace?: string } {
+  const trace = contextMetadata();
+  return trace ? { ...webhook, trace } : webhook;
 }
 
 export interface FinalizeInput {
@@ -331,7 +342,7 @@ export class JobRecords {
       result: input.result,
       error: input.error,
       event: input.event ? { type: input.event.type, data: JSON.stringify(input.event.data) ?? '' } : undefined,
-      webhook: input.webhook?.url ? input.webhook : undefined,
+      webhook: input.webhook?.url ? withTrace(input.webhook) : undefined,
       batchId: input.batchId || undefined,
       eventsMaxLen: this.#eventsMaxLen,
       ttlS: this.#ttlS,

@@ -3,6 +3,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { DEFAULT_MAX_RESPONSE_BYTES, type Config } from '../shared/config.js';
 import { ConfigError, UpstreamError } from '../shared/errors.js';
 import type { Secret } from '../shared/secret.js';
+import { ATTR, SPAN, SpanKind, inSpan } from '../shared/spans.js';
 import type { UpstreamBody } from '../shared/upstream.js';
 import { classifyHttpError, classifyTransportError } from './classify.js';
 import type { DecodedResponse } from './decode.js';
@@ -58,6 +59,7 @@ export class FluxClient {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   #observer: UpstreamObserver | undefined;
+  readonly #host: string;
 
   /** The client a worker of this configuration uses: pool sized to WORKER_CONCURRENCY. */
   static fromConfig(config: Config): FluxClient {
@@ -73,6 +75,7 @@ export class FluxClient {
 
   constructor(opts: FluxClientOptions) {
     this.#opts = opts;
+    this.#host = URL.canParse(opts.baseUrl) ? new URL(opts.baseUrl).host : '';
     this.#ownsDispatcher = opts.dispatcher === undefined;
     this.#dispatcher =
       opts.dispatcher ??
@@ -96,7 +99,27 @@ export class FluxClient {
     return `${this.#opts.baseUrl}/${encodeURIComponent(model)}`;
   }
 
-  async generate(model: string, body: UpstreamBody, signal?: AbortSignal): Promise<UpstreamAnswer> {
+  /**
+   * One upstream call, in a `flux.generate` span: its HTTP status, its error class
+   * (SPEC §1) and, answered, the output megapixels (SPEC §9).
+   */
+  generate(model: string, body: UpstreamBody, signal?: AbortSignal): Promise<UpstreamAnswer> {
+    return inSpan(SPAN.generate, { kind: SpanKind.CLIENT, attributes: { [ATTR.serverAddress]: this.#host, 'fluxq.model': model } }, async (span) => {
+      try {
+        const answer = await this.#generate(model, body, signal);
+        span.setAttributes({ [ATTR.httpStatus]: answer.status, [ATTR.outputMp]: answer.decoded.meta.output_mp });
+        return answer;
+      } catch (err) {
+        if (err instanceof UpstreamError) {
+          span.setAttribute(ATTR.errorClass, err.kind);
+          if (err.status !== undefined) span.setAttribute(ATTR.httpStatus, err.status);
+        }
+        throw err;
+      }
+    });
+  }
+
+  async #generate(model: string, body: UpstreamBody, signal?: AbortSignal): Promise<UpstreamAnswer> {
     const started = performance.now();
     const deadline = AbortSignal.timeout(this.#opts.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;

@@ -29,10 +29,14 @@ export class PoisonJobError extends Error {
 export type { Ledger };
 
 export interface OutcomeDeps extends FinalFailureDeps {
+  /** Attempts, backoff and the ambiguous-retry limit. */
   config: Config;
+  /** The job queue: a 429 backs the whole queue off through it. */
   queue: Queue;
+  /** Pauses the fleet when the API key is refused or storage is gone. */
   control: QueueControlDeps;
   log: Logger;
+  /** A 429 set the fleet's back-off window. */
   onRateLimited?: (retryAfterMs: number) => void;
   /** An attempt failed and will be retried with backoff. */
   onRetry?: (jobId: string, reason: string) => void;

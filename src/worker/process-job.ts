@@ -1,7 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { RateLimitError, UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, RateLimitError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { poisonReason } from '../shared/bullmq-internals.js';
-import type { Config } from '../shared/config.js';
 import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
 import { BudgetError, UpstreamError } from '../shared/errors.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
@@ -10,6 +9,7 @@ import type { JobRecord, JobRecords } from '../shared/job-record.js';
 import { jobImageFolder } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { JobResult } from '../shared/result.js';
+import { ATTR, SPAN, SpanKind, endStatus, inSpan, jobParentContext, tenantOf } from '../shared/spans.js';
 import { toUpstreamBody, type UpstreamBody } from '../shared/upstream.js';
 import { callLeaseMs, holdCallLease } from './call-lease.js';
 import { findStoredImages, firstImageMayExist, type StoredResult } from './checkpoint.js';
@@ -22,7 +22,9 @@ import type { Spool } from './spool.js';
 import { storeImages } from './upload.js';
 
 export interface ProcessorDeps extends OutcomeDeps {
-  config: Config;
+  /** Bytes stored per upload, for the metrics. */
+  onStored?: (bytes: number) => void;
+  onCompleted?: (result: JobResult, jobId: string) => void;
   s3: S3Client;
   flux: FluxClient;
   records: JobRecords;
@@ -33,8 +35,6 @@ export interface ProcessorDeps extends OutcomeDeps {
   /** How long an upload keeps retrying while S3 is down, holding the bytes. */
   uploadRetryWindowMs: number;
   prices: Prices;
-  onStored?: (bytes: number) => void;
-  onCompleted?: (result: JobResult, jobId: string) => void;
   /** Tests only: pause a run right before its call start, or right after it (see CallTestHooks). */
   testHooks?: CallTestHooks;
 }
@@ -408,6 +408,47 @@ async function complete(deps: ProcessorDeps, run: Run, output: StoredResult, led
  * the bucket is asked, and the call is released unsent when the bucket may have the images.
  */
 export function createProcessor(deps: ProcessorDeps) {
+  const run = runGeneration(deps);
+  return function processGeneration(job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<JobResult> {
+    return inSpan(SPAN.job, { kind: SpanKind.CONSUMER, attributes: jobSpanAttributes(job), parent: jobParentContext(job.opts.telemetry?.metadata) }, async (span) => {
+      try {
+        const result = await run(job, token, signal);
+        span.setAttribute(ATTR.outcome, 'completed');
+        endStatus(span, true);
+        return result;
+      } catch (err) {
+        const outcome = runOutcome(err);
+        span.setAttribute(ATTR.outcome, outcome);
+        // Sent back without spending an attempt: not a failure of the run.
+        if (outcome === 'rate_limited' || outcome === 'requeued' || outcome === 'delayed') endStatus(span, false);
+        throw err;
+      }
+    });
+  };
+}
+
+/** `fluxq.job`'s attributes known at pick-up (SPEC §9). */
+function jobSpanAttributes(job: Job<JobData>) {
+  const data: unknown = job.data;
+  const batch = typeof data === 'object' && data !== null ? (data as { batch?: unknown }).batch : undefined;
+  return {
+    [ATTR.jobId]: job.id ?? '',
+    ...(typeof batch === 'string' ? { [ATTR.batchId]: batch } : {}),
+    [ATTR.tenant]: tenantOf(data),
+    [ATTR.attempt]: job.attemptsMade + 1,
+  };
+}
+
+/** How a run that threw ended, as `fluxq.outcome` says it (outcome.ts decides which error is which). */
+function runOutcome(err: unknown): string {
+  if (err instanceof RateLimitError) return 'rate_limited';
+  if (err instanceof WaitingError) return 'requeued';
+  if (err instanceof DelayedError) return 'delayed';
+  if (err instanceof UnrecoverableError) return 'failed';
+  return 'retry';
+}
+
+function runGeneration(deps: ProcessorDeps) {
   return async function processGeneration(job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<JobResult> {
     const jobId = job.id ?? '';
     const log = deps.log.child({ jobId, attempt: job.attemptsMade + 1 });

@@ -5,6 +5,7 @@ import { createRedis, describeRedis } from '../shared/redis.js';
 import { assertNoEviction } from '../shared/redis-policy.js';
 import { createS3Client } from '../shared/s3.js';
 import type { ServiceIO } from '../shared/service-io.js';
+import { startTracing } from '../shared/tracing.js';
 import { FluxClient } from './flux-client.js';
 import { WorkerMetrics, serveMetrics } from './metrics.js';
 import { createWorker } from './worker.js';
@@ -36,7 +37,8 @@ export async function runWorker(io: ServiceIO): Promise<number> {
   const s3 = createS3Client(config, { maxSockets: config.worker.concurrency * 2 });
   const flux = FluxClient.fromConfig(config);
   const metrics = config.worker.metricsPort !== undefined ? new WorkerMetrics() : undefined;
-  const fw = createWorker({ config, redis, s3, flux, logger, ...(metrics ? { metrics } : {}) });
+  const tracing = await startTracing(config, 'worker');
+  const fw = createWorker({ config, redis, s3, flux, logger, ...(metrics ? { metrics } : {}), ...(tracing ? { tracing } : {}) });
   try {
     await fw.ready;
   } catch (err) {

@@ -3,6 +3,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { StorageError, storageError } from '../shared/errors.js';
 import type { StoredImage } from '../shared/events.js';
 import { imageKey } from '../shared/keys.js';
+import { ATTR, SPAN, SpanKind, inSpan } from '../shared/spans.js';
 import type { UpstreamResponseMeta } from '../shared/upstream.js';
 import type { DecodedImage } from './decode.js';
 
@@ -73,7 +74,9 @@ export async function uploadImage(
     Metadata: metadata,
   });
   withKnownPayloadHash(put, image.sha256);
-  await s3.send(put, signal ? { abortSignal: signal } : {});
+  await inSpan(SPAN.s3Put, { kind: SpanKind.CLIENT, attributes: { [ATTR.s3Bucket]: bucket, [ATTR.s3Key]: key, 'fluxq.bytes': image.bytes.length } }, () =>
+    s3.send(put, signal ? { abortSignal: signal } : {}),
+  );
   return { bucket, key, contentType: image.type.contentType, bytes: image.bytes.length, sha256: image.sha256 };
 }
 

@@ -63,6 +63,8 @@ export function parseOutboxEntry(raw: string): OutboxEntry {
     at: o.at as number,
     ...(known.jobId ? { jobId: known.jobId } : {}),
     ...(known.batchId ? { batchId: known.batchId } : {}),
+    // The job's trace context (SPEC §9); optional, and dropped when it is not text.
+    ...(str(o.trace) ? { trace: str(o.trace) } : {}),
   };
   return { ok: true, delivery };
 }

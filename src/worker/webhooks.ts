@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job, type Telemetry } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import { request, type Agent } from 'undici';
 import { resolveAllowed, type AddressPolicy, type HostResolver } from '../shared/address-policy.js';
@@ -10,6 +10,7 @@ import { EVENT, emitEvent } from '../shared/events.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact-url.js';
+import { ATTR, ROOT_CONTEXT, SPAN, SpanKind, contextFromMetadata, endStatus, inSpan, jobParentContext, withContext } from '../shared/spans.js';
 import type { RedisClient } from '../shared/redis.js';
 import { deadLetterWebhookEntry } from '../shared/redis-scripts/webhook-dead-letter.js';
 import { parseOutboxEntry, type OutboxEntry } from './webhook-outbox-entry.js';
@@ -35,7 +36,12 @@ export interface WebhookDelivery {
   jobId?: string;
   batchId?: string;
   at: number;
+  /** The trace context of the run that wrote the event (spans.ts): the delivery's tries join its trace. */
+  trace?: string;
 }
+
+/** What the webhook queue carries as a job's data: the delivery without its trace context (that rides in BullMQ's telemetry field). */
+export type WebhookJobData = Omit<WebhookDelivery, 'trace'>;
 
 export const WEBHOOK_SCHEMES = ['http:', 'https:'] as const;
 
@@ -62,14 +68,16 @@ export interface WebhookServiceDeps {
   log: Logger;
   /** DNS for webhook hosts (default: the system's). */
   resolver?: HostResolver | undefined;
+  /** BullMQ's telemetry for the webhook queue and worker (tracing on). */
+  telemetry?: Telemetry | undefined;
 }
 
 /**
  * The webhook side of a worker process: the outbox relay and the delivery worker.
  */
 export class WebhookService {
-  readonly queue: Queue<WebhookDelivery>;
-  readonly worker: Worker<WebhookDelivery>;
+  readonly queue: Queue<WebhookJobData>;
+  readonly worker: Worker<WebhookJobData>;
   readonly #d: WebhookServiceDeps;
   readonly #agent: Agent;
   readonly #policy: AddressPolicy;
@@ -82,10 +90,10 @@ export class WebhookService {
     const { config, redis, keys } = deps;
     this.#policy = { allowedHosts: config.webhooks.allowedHosts, ...(deps.resolver ? { resolver: deps.resolver } : {}) };
     this.#agent = pinnedAgent(this.#policy, { timeoutMs: config.webhooks.timeoutMs });
-    const opts = { connection: redis, prefix: config.queue.prefix };
-    this.queue = new Queue<WebhookDelivery>(keys.webhookQueueName, opts);
+    const opts = { connection: redis, prefix: config.queue.prefix, ...(deps.telemetry ? { telemetry: deps.telemetry } : {}) };
+    this.queue = new Queue<WebhookJobData>(keys.webhookQueueName, opts);
     this.queue.on('error', (err) => deps.log.warn({ err: err.message }, 'webhook queue error'));
-    this.worker = new Worker<WebhookDelivery>(keys.webhookQueueName, (job) => this.#deliver(job), {
+    this.worker = new Worker<WebhookJobData>(keys.webhookQueueName, (job) => this.#deliverTraced(job), {
       ...opts,
       concurrency: 16,
       autorun: false,
@@ -160,15 +168,45 @@ export class WebhookService {
 
   async #enqueue(raw: string, d: WebhookDelivery): Promise<void> {
     const { config, redis, keys } = this.#d;
-    await this.queue.add(d.type, d, {
-      jobId: `wh-${d.id}`,
-      attempts: config.webhooks.attempts,
-      backoff: { type: 'exponential', delay: config.webhooks.backoffMs, jitter: 0.5 },
-    });
+    const { trace, ...data } = d;
+    // In the job's trace (and no other: the relay may run inside some job's run): BullMQ's
+    // own add span (telemetry on) is its child and the delivery job carries that context;
+    // without BullMQ's telemetry, the job's own.
+    await withContext(contextFromMetadata(trace, ROOT_CONTEXT), () =>
+      this.queue.add(d.type, data, {
+        jobId: `wh-${d.id}`,
+        attempts: config.webhooks.attempts,
+        backoff: { type: 'exponential', delay: config.webhooks.backoffMs, jitter: 0.5 },
+        ...(trace ? { telemetry: { metadata: trace } } : {}),
+      }),
+    );
     await redis.lrem(keys.webhookRelaying, 1, raw);
   }
 
-  async #deliver(job: Job<WebhookDelivery>): Promise<void> {
+  /** One delivery try, in a `fluxq.webhook` span of the job's trace (SPEC §9). */
+  #deliverTraced(job: Job<WebhookJobData>): Promise<void> {
+    const d = job.data;
+    const attributes = {
+      ...(d.jobId ? { [ATTR.jobId]: d.jobId } : {}),
+      ...(d.batchId ? { [ATTR.batchId]: d.batchId } : {}),
+      [ATTR.attempt]: job.attemptsMade + 1,
+      [ATTR.webhookType]: d.type,
+      [ATTR.serverAddress]: URL.canParse(d.url) ? new URL(d.url).host : '',
+    };
+    return inSpan(SPAN.webhook, { kind: SpanKind.CLIENT, attributes, parent: jobParentContext(job.opts.telemetry?.metadata) }, async (span) => {
+      try {
+        await this.#deliver(job, (status) => span.setAttribute(ATTR.httpStatus, status));
+        span.setAttribute(ATTR.outcome, 'delivered');
+        endStatus(span, true);
+      } catch (err) {
+        span.setAttribute(ATTR.outcome, err instanceof UnrecoverableError ? 'failed' : 'retry');
+        throw err;
+      }
+    });
+  }
+
+  /** POST the delivery; `answered` hears the receiver's HTTP status. */
+  async #deliver(job: Job<WebhookJobData>, answered: (status: number) => void): Promise<void> {
     const d = job.data;
     const { config, log } = this.#d;
     const attempt = job.attemptsMade + 1;
@@ -195,6 +233,7 @@ export class WebhookService {
         signal: AbortSignal.timeout(config.webhooks.timeoutMs),
       });
       await res.body.dump();
+      answered(res.statusCode);
       if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`receiver answered HTTP ${res.statusCode}`);
       log.debug({ webhookId: msgId, type: d.type, attempt }, 'webhook delivered');
     } catch (err) {
@@ -214,7 +253,7 @@ export class WebhookService {
   }
 
   /** `webhook.failed`, once per delivery even when a retry of this step runs twice. */
-  async #failed(job: Job<WebhookDelivery>, reason: string, attempts: number): Promise<void> {
+  async #failed(job: Job<WebhookJobData>, reason: string, attempts: number): Promise<void> {
     const { redis, keys, config, log } = this.#d;
     const d = job.data;
     const first = await redis.set(keys.webhookFailedGuard(d.id), '1', 'EX', config.idempotencyTtlS, 'NX');

@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { MetricsTime, Queue, type Processor, type Worker } from 'bullmq';
+import { MetricsTime, Queue, type Processor, type Telemetry, type Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { PoisonTolerantWorker } from '../shared/bullmq-internals.js';
 import { Closers, settlesWithin } from '../shared/closers.js';
@@ -12,6 +12,7 @@ import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { assertNoEviction } from '../shared/redis-policy.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
+import type { Tracing } from '../shared/tracing.js';
 import type { JobResult } from '../shared/result.js';
 import { allowedInputBuckets } from '../shared/s3-ref.js';
 import type { HostResolver } from '../shared/address-policy.js';
@@ -58,6 +59,13 @@ export interface CreateWorkerOptions {
   tlsCa?: string | Buffer;
   /** Tests only: hold runs around their call start (never set in production). */
   testHooks?: CallTestHooks;
+  /**
+   * This process's tracing (shared/tracing.ts, SPEC §9): its BullMQ telemetry goes on
+   * every queue and worker, and its flush is the last thing `close()` does.
+   */
+  tracing?: Tracing;
+  /** BullMQ's telemetry (e.g. bullmq-otel's) when the caller runs its own OpenTelemetry SDK; default: `tracing`'s. */
+  telemetry?: Telemetry;
 }
 
 export interface FluxqWorker {
@@ -111,10 +119,13 @@ interface Services {
 
 function createServices(opts: CreateWorkerOptions, log: Logger, closers: Closers): Services {
   const { config, redis } = opts;
+  // Registered first, so closed last: spans of the shutdown itself are exported too.
+  if (opts.tracing) closers.add('tracing', opts.tracing, (t) => t.shutdown());
+  const telemetry = telemetryOf(opts);
   const keys = redisKeys(config.queue.prefix, config.queue.name);
   const records = new JobRecords(redis, keys, { ttlS: config.idempotencyTtlS, eventsMaxLen: config.events.maxLen });
   closers.add('upstream client', opts.flux, (f) => f.close());
-  const queue = closers.add('queue', new Queue<JobData, JobResult>(config.queue.name, { connection: redis, prefix: config.queue.prefix }), (q) => q.close());
+  const queue = closers.add('queue', new Queue<JobData, JobResult>(config.queue.name, { connection: redis, prefix: config.queue.prefix, ...telemetry }), (q) => q.close());
   queue.on('error', (err) => log.error({ err }, 'queue connection error'));
   const urlInputs = closers.add(
     'input URL fetcher',
@@ -127,7 +138,7 @@ function createServices(opts: CreateWorkerOptions, log: Logger, closers: Closers
     }),
     (u) => u.close(),
   );
-  const webhooks = closers.add('webhooks', new WebhookService({ config, redis, keys, log, resolver: opts.resolver }), (w) => w.close());
+  const webhooks = closers.add('webhooks', new WebhookService({ config, redis, keys, log, resolver: opts.resolver, ...telemetry }), (w) => w.close());
   const batches = new BatchStore(redis, keys, { eventsMaxLen: config.events.maxLen });
   const completer = closers.add(
     'batch completer',
@@ -215,8 +226,16 @@ function processorDeps(opts: CreateWorkerOptions, s: Services, feed: (outcome: '
   };
 }
 
-function createBullWorker(config: Config, redis: RedisClient, processor: Processor<JobData, JobResult>): Worker<JobData, JobResult> {
+/** `{ telemetry }` for BullMQ's options when there is one, else nothing. */
+function telemetryOf(opts: CreateWorkerOptions): { telemetry?: Telemetry } {
+  const telemetry = opts.telemetry ?? opts.tracing?.telemetry;
+  return telemetry ? { telemetry } : {};
+}
+
+function createBullWorker(opts: CreateWorkerOptions, processor: Processor<JobData, JobResult>): Worker<JobData, JobResult> {
+  const { config, redis } = opts;
   return new PoisonTolerantWorker<JobData, JobResult>(config.queue.name, processor, {
+    ...telemetryOf(opts),
     connection: redis,
     prefix: config.queue.prefix,
     concurrency: config.worker.concurrency,
@@ -301,7 +320,7 @@ export function createWorker(opts: CreateWorkerOptions): FluxqWorker {
   const deadlineMs = opts.config.worker.shutdownTimeoutMs;
   const worker = closers.add(
     'worker',
-    createBullWorker(opts.config, opts.redis, inFlight.counting(createProcessor(deps))),
+    createBullWorker(opts, inFlight.counting(createProcessor(deps))),
     (w) => drainWorker(w, deadlineMs, inFlight, log),
     deadlineMs + CUT_OFF_GRACE_MS + 10_000,
   );

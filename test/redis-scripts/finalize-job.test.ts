@@ -58,6 +58,19 @@ test('finalize-job without an event or a batch records the state only', async (t
   assert.equal(await redis.exists(keys.events, keys.batch('-'), keys.batchOpen('-'), keys.batchesPending), 0);
 });
 
+test('finalize-job carries the webhook\'s trace context into the outbox entry (SPEC §9), and writes none without one', async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const trace = JSON.stringify({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+  const base = { state: 'completed' as const, event: { type: 'job.completed', data }, eventsMaxLen: 10, ttlS: 60, now: 9 };
+  await finalizeJob(redis, finalisationKeys(keys, 'traced'), { ...base, jobId: 'traced', webhook: { url: 'https://hooks.example/t', secret: 's', trace } });
+  await finalizeJob(redis, finalisationKeys(keys, 'plain'), { ...base, jobId: 'plain', webhook: { url: 'https://hooks.example/p', secret: 's' } });
+  const [traced, plain] = (await redis.lrange(keys.webhookOutbox, 0, -1)).map((e) => JSON.parse(e) as Record<string, unknown>);
+  assert.equal(traced?.trace, trace);
+  assert.equal(traced?.jobId, 'traced');
+  assert.equal(plain?.jobId, 'plain');
+  assert.equal('trace' in (plain ?? {}), false);
+});
+
 test("finalize-job counts the final state under the job's tenant and takes one off its open jobs (default when none)", async (t) => {
   const { redis, keys } = await scriptKit(t);
   await redis.hset(keys.tenantStats, 'acme:open', '2');

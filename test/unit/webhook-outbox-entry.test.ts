@@ -11,6 +11,12 @@ test('a well-formed outbox entry reads as its delivery', () => {
   assert.deepEqual(parseOutboxEntry(JSON.stringify(batch)), { ok: true, delivery: { id: GOOD.id, url: GOOD.url, secret: GOOD.secret, type: 'batch.completed', data: GOOD.data, at: GOOD.at, batchId: 'b1' } });
 });
 
+test('an entry\'s trace context (SPEC §9) is kept when it is text, dropped otherwise; the delivery is good either way', () => {
+  const trace = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}';
+  assert.deepEqual(parseOutboxEntry(JSON.stringify({ ...GOOD, trace })), { ok: true, delivery: { ...GOOD, trace } });
+  assert.deepEqual(parseOutboxEntry(JSON.stringify({ ...GOOD, trace: 42 })), { ok: true, delivery: GOOD });
+});
+
 test('an unusable entry says what is wrong and what of it could be read, never its secret or data', () => {
   const cases: [raw: string, problem: RegExp, known: Record<string, string>][] = [
     ['{not json', /^not valid JSON$/, {}],

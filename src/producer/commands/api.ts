@@ -3,6 +3,7 @@ import { EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
 import { createS3Client } from '../../shared/s3.js';
 import type { ServiceIO } from '../../shared/service-io.js';
+import { startTracing } from '../../shared/tracing.js';
 import { buildApi } from '../api/server.js';
 import { createProducer } from '../producer.js';
 
@@ -11,7 +12,8 @@ export async function apiCommand(io: ServiceIO): Promise<number> {
   const config = loadConfig(io.env, 'api');
   const logger = createLogger({ level: config.logLevel, name: 'fluxq-api' });
   const s3 = createS3Client(config);
-  const producer = createProducer({ config, logger, s3 });
+  const tracing = await startTracing(config, 'api');
+  const producer = createProducer({ config, logger, s3, ...(tracing ? { telemetry: tracing.telemetry } : {}) });
   const api = await buildApi({ config, producer, s3, logger });
   const address = await api.app.listen({ host: config.api.host, port: config.api.port });
   if (!config.api.token) logger.warn('API_INSECURE=1: the API runs WITHOUT authentication');
@@ -21,6 +23,7 @@ export async function apiCommand(io: ServiceIO): Promise<number> {
   await api.close();
   await producer.close();
   s3.destroy();
+  await tracing?.shutdown();
   logger.flush();
   return EXIT.ok;
 }

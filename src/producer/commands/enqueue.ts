@@ -8,6 +8,7 @@ import { parseDeadlineOption } from '../../shared/deadline.js';
 import { InputError, ValidationError } from '../../shared/errors.js';
 import { CliError, EXIT } from '../../shared/exit-codes.js';
 import { createLogger } from '../../shared/logger.js';
+import { startTracing } from '../../shared/tracing.js';
 import type { JobRecord } from '../../shared/job-record.js';
 import type { JobResult } from '../../shared/result.js';
 import type { InputImageField } from '../../shared/upstream.js';
@@ -132,7 +133,8 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
     throw new CliError(`${problems.length} invalid line(s) in ${file}; nothing was enqueued`, EXIT.usage, problems);
   }
 
-  const producer = createProducer({ config, logger });
+  const tracing = await startTracing(config, 'cli');
+  const producer = createProducer({ config, logger, ...(tracing ? { telemetry: tracing.telemetry } : {}) });
   try {
     let result;
     try {
@@ -193,5 +195,6 @@ export async function enqueueCommand(file: string, opts: EnqueueCommandOptions, 
     return completed === finished.length ? EXIT.ok : EXIT.runtime;
   } finally {
     await producer.close();
+    await tracing?.shutdown();
   }
 }

@@ -35,8 +35,8 @@ export interface FinalizeJobArgs {
   error?: string | undefined;
   /** The final event; `data` is written to the stream as it is (a JSON string). */
   event?: { type: string; data: string } | undefined;
-  /** The job's own webhook, which receives the event. */
-  webhook?: { url: string; secret: string } | undefined;
+  /** The job's own webhook, which receives the event; `trace`: the trace context its deliveries carry (spans.ts). */
+  webhook?: { url: string; secret: string; trace?: string } | undefined;
   batchId?: string | undefined;
   eventsMaxLen: number;
   ttlS: number;

@@ -5,7 +5,7 @@
   KEYS: the eight of includes/make-final.lua (idRecord, events, batch, batchOpen,
         batchesPending, webhookOutbox, stats, tenantStats)
   ARGV[1] JSON { state, result?, error?, event? = { type, data }, eventsMaxLen, ttlS,
-                 batchId?, jobId, webhook? = { url, secret }, now, tenant? }
+                 batchId?, jobId, webhook? = { url, secret, trace? }, now, tenant? }
           event.data: the event's data as a JSON string, written to the stream as it is
   Returns JSON { recorded, eventId, batchFinished }
 ]]

@@ -10,7 +10,7 @@
   KEYS[7] stats           the fleet totals
   KEYS[8] tenantStats     the per-tenant counters (fields `{tenant}:{name}`)
   args: { state, result?, error?, event? = { type, data }, eventsMaxLen, ttlS, batchId?,
-          jobId, webhook? = { url, secret }, now, tenant? }
+          jobId, webhook? = { url, secret, trace? }, now, tenant? }
   tenant: the job's tenant (absent: `default`); its count of the final state goes up
   and its count of open jobs down, in the same step.
   Returns { recorded, eventId, batchFinished }: recorded false (and nothing written) when
@@ -42,7 +42,7 @@ local function makeFinal(k, args)
     if args.webhook then
       redis.call('RPUSH', k.webhookOutbox, cjson.encode({
         id = eventId, url = args.webhook.url, secret = args.webhook.secret, type = args.event.type,
-        data = args.event.data, jobId = args.jobId, at = tonumber(args.now),
+        data = args.event.data, jobId = args.jobId, at = tonumber(args.now), trace = args.webhook.trace,
       }))
     end
   end
