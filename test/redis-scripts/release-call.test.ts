@@ -12,7 +12,7 @@ test('release-call undoes exactly the start of an unsent call (no attempt, nothi
   assert.deepEqual(before.start, { verdict: 'ok' });
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls'), ['1', '1']);
 
-  const release = { idRecord: k.idRecord, calls: k.calls };
+  const release = { idRecord: k.idRecord, calls: k.calls, tenantCalls: k.tenantCalls };
   assert.deepEqual(await releaseCall(redis, release, { opId: 'op-1' }), { released: true });
   assert.deepEqual(await releaseCall(redis, release, { opId: 'op-1' }), { released: false }, 'the re-send changes nothing');
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls', 'attempts', 'pb', 'settled'), ['0', '0', null, null, null]);
@@ -30,12 +30,12 @@ test('release-call undoes exactly the start of an unsent call (no attempt, nothi
 test('release-call leaves a settled call and one another run counted orphaned as they are', async (t) => {
   const { redis, keys } = await scriptKit(t);
   const k = ledgerKeys(keys, 'j');
-  const startKeys = { idRecord: k.idRecord, limiter: k.limiter, batch: k.batch, calls: k.calls };
+  const startKeys = { idRecord: k.idRecord, limiter: k.limiter, batch: k.batch, calls: k.calls, tenantCalls: k.tenantCalls, tenantMegapixels: k.tenantMegapixels };
   await startCall(redis, startKeys, { opId: 'orphan', leaseMs: 1, ttlS: 60, limiterMax: 10 });
   await new Promise((r) => setTimeout(r, 5));
   assert.equal((await beginRun(redis, k, { ttlS: 60, now: 1 })).orphanedCalls, 1, 'its lease ran out: counted possibly billed');
   await redis.hset(k.calls, 'done', 's');
-  const release = { idRecord: k.idRecord, calls: k.calls };
+  const release = { idRecord: k.idRecord, calls: k.calls, tenantCalls: k.tenantCalls };
   assert.deepEqual(await releaseCall(redis, release, { opId: 'orphan' }), { released: false });
   assert.deepEqual(await releaseCall(redis, release, { opId: 'done' }), { released: false });
   assert.deepEqual(await releaseCall(redis, release, { opId: 'unknown' }), { released: false });

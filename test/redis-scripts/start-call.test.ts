@@ -7,7 +7,7 @@ const LIMITER_MAX = 10;
 
 test('start-call counts the call as started and in flight under its op id; the same op id re-sent counts once', async (t) => {
   const { redis, keys } = await scriptKit(t);
-  const k = { idRecord: keys.idRecord('j'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('j') };
+  const k = { idRecord: keys.idRecord('j'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('j'), tenantCalls: keys.tenantCalls('default'), tenantMegapixels: keys.tenantMegapixels('default') };
   await redis.hset(k.idRecord, 'gen', '1');
   const args = { opId: 'op-1', leaseMs: 60_000, ttlS: 60, limiterMax: LIMITER_MAX, batchId: 'b' };
   const before = Date.now();
@@ -23,7 +23,7 @@ test('start-call counts the call as started and in flight under its op id; the s
 
 test('start-call refuses a final generation, a 429 window and a spent budget, and counts nothing then', async (t) => {
   const { redis, keys } = await scriptKit(t);
-  const k = { idRecord: keys.idRecord('j'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('j') };
+  const k = { idRecord: keys.idRecord('j'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('j'), tenantCalls: keys.tenantCalls('default'), tenantMegapixels: keys.tenantMegapixels('default') };
   const args = { opId: 'op', leaseMs: 1000, ttlS: 60, limiterMax: LIMITER_MAX, batchId: 'b' };
 
   await redis.hset(k.idRecord, 'gen', '2', 'final', '2', 'state', 'cancelled');

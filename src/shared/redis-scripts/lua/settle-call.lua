@@ -5,6 +5,8 @@
   KEYS[2] batch     the batch hash (`batch:-` for a job without a batch)
   KEYS[3] stats     the fleet totals
   KEYS[4] calls     the job's calls (see begin-run.lua)
+  KEYS[5] tenantCalls       the tenant's calls in flight: the call leaves it
+  KEYS[6] tenantMegapixels  the tenant's megapixels by UTC day (Redis's clock): the reported ones are added
   ARGV[1] JSON { opId, spendsAttempt, ambiguous, ttlS, batchId?, outputMp, inputMp, costMicroUsd }
           opId: the call's operation id (from start-call.lua); spendsAttempt, ambiguous: booleans
   Returns JSON { attempts, possiblyBilled }: the job's ledger after it.
@@ -13,7 +15,8 @@
   run already counted orphaned (an attempt, possibly billed) adds no attempt and no
   possibly billed call again, but its reported megapixels and cost are still recorded.
 ]]
-local idRecord, batch, stats, calls = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+--- @include "includes/now-ms"
+local idRecord, batch, stats, calls, tenantCalls, tenantMegapixels = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local args = cjson.decode(ARGV[1])
 
 local function ledgerOfJob()
@@ -25,6 +28,14 @@ end
 
 local was = redis.call('HGET', calls, args.opId)
 if was == 's' then return ledgerOfJob() end
+redis.call('ZREM', tenantCalls, args.opId)
+local reportedMp = tonumber(args.outputMp) + tonumber(args.inputMp)
+if reportedMp > 0 then
+  local day = math.floor(nowMs() / 86400000)
+  redis.call('HINCRBYFLOAT', tenantMegapixels, tostring(day), reportedMp)
+  redis.call('HDEL', tenantMegapixels, tostring(day - 2))
+  redis.call('EXPIRE', tenantMegapixels, 3 * 86400)
+end
 redis.call('HSET', calls, args.opId, 's')
 redis.call('EXPIRE', calls, args.ttlS)
 local counted = was ~= 'o'
