@@ -57,3 +57,43 @@ test('two tenants of weight 1 share the starts: 40 jobs of B enqueued behind 400
   // The rest of A still runs to the end.
   await producer.cancelBatch('a-run');
 });
+
+test('weights 3 and 1 share the starts 75/25; two batches of one tenant share its starts equally', { timeout: 120_000 }, async (t) => {
+  const h = await startHarness(t, { fake: FAKE, env: { GLOBAL_CONCURRENCY: '8', WORKER_CONCURRENCY: '8', TENANT_WEIGHTS: 'alpha=3,beta=1' } });
+  const producer = h.producer();
+  await Promise.all([h.spawnWorker(), h.spawnWorker()]);
+  // beta runs out first only after ~400 starts; alpha's two batches X and Y share its 3/4.
+  await producer.enqueueBulk(requests('X', 240, { tenant: 'alpha' }), { batch: 'x' });
+  await producer.enqueueBulk(requests('Y', 120, { tenant: 'alpha' }), { batch: 'y' });
+  await producer.enqueueBulk(requests('B', 110, { tenant: 'beta' }), { batch: 'b' });
+  await producer.waitForBatch('b', { timeoutMs: 90_000, pollMs: 200 });
+  const both = whileAllBacklogged(h, ['X', 'Y', 'B']).map((tag) => (tag === 'B' ? 'B' : 'alpha'));
+  const bShares = shares(both, 'B', 100);
+  console.log(`weights 3:1: ${both.length} starts with both backlogged, beta's share per 100 starts ${bShares.map((s) => s.toFixed(2)).join(' ')}`);
+  assert.ok(both.length >= 200, `both backlogged for ${both.length} starts`);
+  for (const s of bShares) assert.ok(s >= 0.15 && s <= 0.35, `beta's share ${s} of 100 starts (weight 1 of 4)`);
+  const alphaStarts = whileAllBacklogged(h, ['X', 'Y']).filter((tag) => tag !== 'B');
+  const yShares = shares(alphaStarts, 'Y', 100);
+  console.log(`two batches of alpha: ${alphaStarts.length} of its starts with both backlogged, Y's share ${yShares.map((s) => s.toFixed(2)).join(' ')}`);
+  assert.ok(alphaStarts.length >= 200);
+  for (const s of yShares) assert.ok(s >= 0.4 && s <= 0.6, `batch Y's share ${s} of 100 of alpha's starts`);
+  await Promise.all(['x', 'y'].map((id) => producer.cancelBatch(id)));
+});
+
+test('a 20-job batch enqueued behind a big batch of the same tenant starts within one round and finishes in about 40 starts', { timeout: 120_000 }, async (t) => {
+  const h = await startHarness(t, { fake: FAKE, env: { GLOBAL_CONCURRENCY: '8', WORKER_CONCURRENCY: '8' } });
+  const producer = h.producer();
+  await h.spawnWorker();
+  await producer.enqueueBulk(requests('BIG', 500), { batch: 'big' });
+  await waitFor(() => h.fake.calls.length >= 24, { timeoutMs: 20_000, what: 'the big batch running' });
+  const startsBefore = h.fake.calls.length;
+  await producer.enqueueBulk(requests('SMALL', 20), { batch: 'small' });
+  await producer.waitForBatch('small', { timeoutMs: 60_000, pollMs: 100 });
+  const after = h.fake.calls.slice(startsBefore).map(tagOf);
+  const first = after.indexOf('SMALL');
+  const last = after.lastIndexOf('SMALL');
+  console.log(`small batch: first start after ${first} starts, last after ${last}`);
+  assert.ok(first >= 0 && first <= 16, `first start of the small batch after ${first} starts (one round is 8, plus the 8 already released)`);
+  assert.ok(last <= 20 * 2 + 16, `last start of the small batch after ${last} starts`);
+  await producer.cancelBatch('big');
+});
