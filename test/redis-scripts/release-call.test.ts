@@ -42,3 +42,12 @@ test('release-call leaves a settled call and one another run counted orphaned as
   assert.deepEqual(await redis.hmget(k.calls, 'orphan', 'done'), ['o', 's']);
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls', 'attempts', 'pb'), ['1', '1', '1', '1']);
 });
+
+test("release-call takes the unsent call out of its tenant's calls in flight", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'j', '-', 'acme');
+  await redis.hset(k.calls, 'op', String(Date.now() + 60_000));
+  await redis.zadd(k.tenantCalls, Date.now() + 60_000, 'op');
+  assert.deepEqual(await releaseCall(redis, { idRecord: k.idRecord, calls: k.calls, tenantCalls: k.tenantCalls }, { opId: 'op' }), { released: true });
+  assert.equal(await redis.zcard(k.tenantCalls), 0);
+});

@@ -39,3 +39,17 @@ test('settle-call of a call counted orphaned adds no attempt again but records i
   assert.deepEqual(await redis.hmget(k.stats, 'output_mp', 'possibly_billed'), ['1.25', null]);
   assert.equal(await redis.exists(k.batch), 0);
 });
+
+test("settle-call takes the call out of its tenant's calls in flight and adds the reported megapixels to the tenant's day", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'j', '-', 'acme');
+  await redis.hset(k.calls, 'op', String(Date.now() + 60_000));
+  await redis.zadd(k.tenantCalls, Date.now() + 60_000, 'op', Date.now() + 60_000, 'other');
+  const settle = { opId: 'op', spendsAttempt: true, ambiguous: false, ttlS: 60, outputMp: 1.5, inputMp: 0.5, costMicroUsd: 1 };
+  await settleCall(redis, k, settle);
+  await settleCall(redis, k, settle); // re-sent: counted once
+  assert.deepEqual(await redis.zrange(k.tenantCalls, '0', '-1'), ['other']);
+  const today = String(Math.floor(Date.now() / 86_400_000));
+  assert.equal(await redis.hget(k.tenantMegapixels, today), '2');
+  assert.ok((await redis.ttl(k.tenantMegapixels)) > 86_400);
+});

@@ -127,10 +127,14 @@ local skipsLeft = 1000
 -- no parked job left (it leaves the level).
 local function takeFrom(level, tenant, tenantPass)
   local tk, bk = tenantsKey(level), batchesKey(level, tenant)
+  local function leave()
+    redis.call('ZREM', tk, tenant)
+    if redis.call('ZCARD', tk) == 0 then redis.call('ZREM', levels, level) end
+  end
   while skipsLeft > 0 do
     local b = redis.call('ZRANGE', bk, 0, 0, 'WITHSCORES')
     if #b == 0 then
-      redis.call('ZREM', tk, tenant)
+      leave()
       return nil
     end
     local batch, batchPass = b[1], tonumber(b[2])
@@ -144,7 +148,7 @@ local function takeFrom(level, tenant, tenantPass)
       if redis.call('LLEN', fk) == 0 then redis.call('ZREM', bk, batch) else redis.call('ZADD', bk, batchPass + 1, batch) end
       redis.call('HSET', clock, level .. ':' .. tenant, batchPass)
       if redis.call('ZCARD', bk) == 0 then
-        redis.call('ZREM', tk, tenant)
+        leave()
       else
         local w = tonumber(weights[tenant] or '1') or 1
         redis.call('ZADD', tk, tenantPass + stride / w, tenant)
