@@ -1,5 +1,5 @@
 import type { Config } from './config.js';
-import { PARKED_MIN_SCORE } from './bullmq-internals.js';
+import { PARKED_AT_MS, PARKED_MIN_SCORE } from './bullmq-internals.js';
 import { jobTenant } from './job-data.js';
 import type { RedisKeys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -84,6 +84,7 @@ export class FairShare {
         fairBase: k.fairBase,
         tenantBase: k.tenantBase,
         jobBase: k.bullJobBase,
+        parkedAt: PARKED_AT_MS,
         parkedMinScore: PARKED_MIN_SCORE,
         stride: FAIR_STRIDE,
         releasedGraceMs: RELEASED_GRACE_MS,

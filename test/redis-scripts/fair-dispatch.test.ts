@@ -27,6 +27,7 @@ const baseArgs = (k: RedisKeys, over: Partial<FairDispatchArgs> = {}): FairDispa
   fairBase: k.fairBase,
   tenantBase: k.tenantBase,
   jobBase: k.bullJobBase,
+  parkedAt: PARKED_AT_MS,
   parkedMinScore: PARKED_MIN_SCORE,
   stride: FAIR_STRIDE,
   releasedGraceMs: 5000,
@@ -116,4 +117,21 @@ test('fair-dispatch: weights, batches of one tenant, priority levels first, paus
   assert.equal((await fairDispatch(redis, dispatchKeys(k2), capped)).released, 3);
   assert.deepEqual(await waitOrder(redis, k2), ['c1', 'm2', 'n2'], 'a call whose lease ran out no longer counts');
   assert.equal(await redis.zcard(k2.tenantCalls('capped')), 0);
+});
+
+test('fair-dispatch: with the window full, a better priority level puts the worst released job back at the head of its flow', async (t) => {
+  const { redis, keys: k } = await scriptKit(t);
+  const low = ['lo0', 'lo1', 'lo2'].map((id) => job(id, 'acme', 'slow', 10));
+  for (const p of low) await parkInBull(redis, k, p.id, 10);
+  await redis.hset(k.bullJob('lo1'), 'data', JSON.stringify({ tenant: 'acme', batch: 'slow' }));
+  assert.equal((await fairDispatch(redis, dispatchKeys(k), { ...baseArgs(k, { window: 2 }), park: low })).released, 2);
+  assert.deepEqual(await redis.zrange(k.bullPrioritized, '0', '-1'), ['lo0', 'lo1']);
+
+  await parkInBull(redis, k, 'hi0', 1);
+  assert.deepEqual(await fairDispatch(redis, dispatchKeys(k), { ...baseArgs(k, { window: 2 }), park: [job('hi0', 'acme', 'fast', 1)] }), { parked: 1, released: 1, waiting: 2 });
+  assert.deepEqual(await redis.zrange(k.bullPrioritized, '0', '-1'), ['hi0', 'lo0'], 'hi0 took the place of the worst one waiting');
+  assert.deepEqual(await redis.lrange(k.fairFlow(10, 'acme', 'slow'), '0', '-1'), ['lo1', 'lo2'], 'lo1 is parked again, first in its flow');
+  assert.equal(Number(await redis.zscore(k.bullDelayed, 'lo1')), PARKED_AT_MS * 0x1000);
+  assert.ok(Number(await redis.hget(k.bullJob('lo1'), 'delay')) > 0);
+  assert.deepEqual(await redis.zrange(k.fairLevels, '0', '-1'), ['10']);
 });

@@ -50,6 +50,8 @@ export interface FairDispatchArgs {
   fairBase: string;
   tenantBase: string;
   jobBase: string;
+  /** Where a job put back is parked (PARKED_AT_MS), and the least delayed score of a parked job. */
+  parkedAt: number;
   parkedMinScore: number;
   /** A tenant's pass grows by stride / weight per release. */
   stride: number;

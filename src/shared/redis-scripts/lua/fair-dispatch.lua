@@ -13,8 +13,8 @@
   KEYS[9] bullEvents   BullMQ's events stream
   KEYS[10] marker      BullMQ's wake-up marker
   ARGV[1] JSON { park? = [{ id, level, tenant, batch }], window, weights? = { tenant = 1..1000 },
-          caps? = { tenant = n }, fairBase, tenantBase, jobBase, parkedMinScore, stride,
-          releasedGraceMs }
+          caps? = { tenant = n }, fairBase, tenantBase, jobBase, parkedAt, parkedMinScore,
+          stride, releasedGraceMs }
   Returns JSON { parked, released, waiting }: jobs parked and released now, and jobs
   waiting in BullMQ after it.
 
@@ -29,9 +29,12 @@
   Each step is O(log n) (no scan of the backlog).
 
   How many: `window` = BullMQ's global concurrency when set (GLOBAL_CONCURRENCY or the
-  adaptive limit), else the caller's; the script releases until the wait list and
+  adaptive limit), else the larger of the caller's (its WORKER_CONCURRENCY) and the jobs
+  active now (the fleet's current round); the script releases until the wait list and
   prioritized set hold `window` jobs, and none while the queue is paused. So starts
-  follow the fair order within about one round of GLOBAL_CONCURRENCY starts.
+  follow the fair order within about one round of GLOBAL_CONCURRENCY starts. Priority
+  levels go first strictly: with the window full, a parked job of a better level than the
+  worst job waiting in `prioritized` puts that one back, parked at the head of its flow.
 
   Caps: a tenant in `caps` (TENANT_MAX_CONCURRENCY) is skipped while its calls in flight
   (`{tenantBase}{tenant}:calls`, by lease) plus its jobs released and not yet begun
@@ -77,7 +80,7 @@ end
 local m = redis.call('HMGET', meta, 'paused', 'concurrency')
 local waiting = redis.call('LLEN', wait) + redis.call('ZCARD', prioritized)
 if m[1] then return cjson.encode({parked = parked, released = 0, waiting = waiting}) end
-local window = tonumber(m[2] or '') or tonumber(args.window)
+local window = tonumber(m[2] or '') or math.max(tonumber(args.window), redis.call('LLEN', active))
 local pausedOrMaxed = m[2] and redis.call('LLEN', active) >= tonumber(m[2])
 
 local function isParked(id)
@@ -187,8 +190,46 @@ local function nextJob()
   return nil
 end
 
-local released = 0
-while waiting + released < window do
+-- Put a released job of a worse priority level back in front of its flow, parked: a better
+-- level's jobs must not wait behind it (BullMQ would run that one first).
+local function repark(id, level)
+  redis.call('ZREM', prioritized, id)
+  local jobKey = args.jobBase .. id
+  local ok, data = pcall(cjson.decode, redis.call('HGET', jobKey, 'data') or '{}')
+  if not ok or type(data) ~= 'table' then data = {} end
+  local tenant = (type(data.tenant) == 'string' and data.tenant ~= '') and data.tenant or 'default'
+  local batch = (type(data.batch) == 'string' and data.batch ~= '') and data.batch or '-'
+  level = tostring(level)
+  redis.call('LPUSH', flowKey(level, tenant, batch), id)
+  redis.call('ZADD', batchesKey(level, tenant), 'NX', tonumber(redis.call('HGET', clock, level .. ':' .. tenant) or '0'), batch)
+  redis.call('ZADD', tenantsKey(level), 'NX', tonumber(redis.call('HGET', clock, level) or '0'), tenant)
+  redis.call('ZADD', levels, tonumber(level), level)
+  redis.call('ZADD', delayed, tonumber(args.parkedAt) * 0x1000, id)
+  redis.call('HSET', jobKey, 'delay', tonumber(args.parkedAt) - now)
+  redis.call('ZREM', args.tenantBase .. tenant .. ':released', id)
+end
+
+-- With the window full, a parked job of a better level than the worst one waiting
+-- (prioritized: score = priority * 2^32 + n) takes its place.
+local function preemptable()
+  local best = redis.call('ZRANGE', levels, 0, 0, 'WITHSCORES')
+  local worst = redis.call('ZRANGE', prioritized, -1, -1, 'WITHSCORES')
+  if #best == 0 or #worst == 0 then return nil end
+  local worstLevel = math.floor(tonumber(worst[2]) / 0x100000000)
+  if tonumber(best[2]) < worstLevel then return worst[1], worstLevel end
+  return nil
+end
+
+local released, preempted = 0, 0
+while true do
+  if waiting + released >= window then
+    local id, level = nil, nil
+    if preempted < window then id, level = preemptable() end
+    if not id then break end
+    repark(id, level)
+    preempted = preempted + 1
+    waiting = waiting - 1
+  end
   local id, tenant = nextJob()
   if not id then break end
   release(id, tenant)
