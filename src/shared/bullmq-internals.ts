@@ -29,7 +29,9 @@ import type { RedisClient } from './redis.js';
  *    and releases them as BullMQ's promote-9.lua does: ZREM from `delayed`, LPUSH on
  *    `wait` (or ZADD on `prioritized` scored `priority * 2^32 + INCR pc`), the marker
  *    `0` unless the queue is paused or maxed (meta `paused` / `concurrency` vs `active`),
- *    a `waiting` event on `events`, and the job hash field `delay` set to 0.
+ *    a `waiting` event on `events`, and the job hash field `delay` set to 0. To put a
+ *    released job of a worse priority back, it reads the job hash's `data` (JSON: `tenant`,
+ *    `batch`) and moves it from `prioritized` back to `delayed`.
  *  - `Worker.createJob(json, id)` (protected): BullMQ parses the stored job data there
  *    (`Job.fromJSON`, `JSON.parse(json.data)`); a job whose data is not JSON would throw
  *    out of the fetch loop and sit in `active` until stalled. `PoisonTolerantWorker`
