@@ -13,8 +13,8 @@ import type { TenantLimits } from './redis-scripts/call-ledger.js';
  * level → tenant → batch → FIFO. `dispatch` (lua/fair-dispatch.lua) releases parked
  * jobs into BullMQ's wait list by virtual time (stride scheduling), keeping about
  * GLOBAL_CONCURRENCY jobs waiting, so workers pick up jobs in the fair order. It runs at
- * enqueue, when a worker picks up a job, when a call settles and when a job ends, and on
- * a timer in every worker as a safety net (after a pause, a crash, a Redis restart): all
+ * enqueue, when a worker picks up a job, when an unsent call is released and when a job
+ * ends, and on a timer in every worker as a safety net (after a pause, a crash, a Redis restart): all
  * state is in Redis and every step is one script.
  */
 

@@ -39,7 +39,7 @@ export interface ProcessorDeps extends OutcomeDeps {
   onCompleted?: (result: JobResult, jobId: string) => void;
   /** Tests only: pause a run right before its call start, or right after it (see CallTestHooks). */
   testHooks?: CallTestHooks;
-  /** Fair share's dispatcher: kicked when a run begins and when a call ends (a slot frees). */
+  /** Fair share's dispatcher: kicked when a run begins (its job left the wait list) and when an unsent call is released; the worker kicks it when a job ends. */
   fair?: Pick<FairShare, 'kick'>;
 }
 
@@ -237,9 +237,7 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     lease.release();
     if (error instanceof UpstreamError) {
       const spends = error.kind === 'permanent' || error.kind === 'transient' || error.kind === 'ambiguous';
-      const ledger = await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }, run.limits.tenant);
-      deps.fair?.kick();
-      return { ok: false, error, ledger };
+      return { ok: false, error, ledger: await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }, run.limits.tenant) };
     }
     // Cut off by this process (shutdown deadline) or an error of our own: the upstream
     // may have generated and billed. Counted now, as a run that died mid-call is counted
@@ -256,7 +254,6 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     inputMp: m.input_mp,
     costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
   }, run.limits.tenant);
-  deps.fair?.kick();
   return { ok: true, response, ledger };
 }
 
