@@ -9,12 +9,15 @@ const requests = (tag: string, n: number, tenant: string) =>
   Array.from({ length: n }, (_, i) => ({ id: `${tag}-${i}`, prompt: `${tag} ${i}`, width: 256, height: 256, tenant }));
 const tagOf = (c: CallRecord) => (c.prompt ?? '').split(' ')[0] ?? '';
 
-/** The most calls of `tag` the fake had in flight at once (from each call's arrival and end). */
-function maxInFlight(h: Harness, tag: string): number {
+/**
+ * The most calls of `tag` the fake had in flight at once (from each call's arrival and end);
+ * a call that never ended (its worker was killed) ends at `unfinishedEnd`.
+ */
+function maxInFlight(h: Harness, tag: string, unfinishedEnd = Number.MAX_SAFE_INTEGER): number {
   const edges: [number, number][] = [];
   for (const c of h.fake.calls.filter((x) => tagOf(x) === tag)) {
     edges.push([c.at, 1]);
-    edges.push([c.endedAt ?? Number.MAX_SAFE_INTEGER, -1]);
+    edges.push([c.endedAt ?? unfinishedEnd, -1]);
   }
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
@@ -75,10 +78,11 @@ test('a worker SIGKILLed mid-run: no tenant slot leaks, the cap still holds and 
   await waitFor(() => h.fake.calls.length >= 30, { timeoutMs: 30_000, what: '30 calls' });
   doomed?.kill('SIGKILL');
   await doomed?.exited;
+  const killedAt = Date.now();
   const [a, b] = await Promise.all([producer.waitForBatch('a', { timeoutMs: 90_000 }), producer.waitForBatch('b', { timeoutMs: 90_000 })]);
   assert.equal(a.counts.completed, 80);
   assert.equal(b.counts.completed, 80);
-  const alpha = maxInFlight(h, 'A');
+  const alpha = maxInFlight(h, 'A', killedAt);
   console.log(`after a SIGKILL: alpha max in flight ${alpha}, ${h.fake.calls.length} calls for 160 jobs`);
   assert.ok(alpha <= 3, `alpha had ${alpha} calls in flight at once`);
   // Nothing left counted: no call in flight, no released job waiting to begin, nothing parked.
