@@ -15,7 +15,7 @@ const END = '<!-- config-table:end -->';
 const cell = (s: string): string => s.replaceAll('|', '\\|');
 
 function shownDefault(value: unknown): string {
-  if (value === undefined || (Array.isArray(value) && value.length === 0)) return 'unset';
+  if (value === undefined || (Array.isArray(value) && value.length === 0) || (value instanceof Map && value.size === 0)) return 'unset';
   if (typeof value === 'boolean') return value ? '1' : '0';
   if (typeof value === 'number') return String(value);
   return `\`${Array.isArray(value) ? value.join(',') : String(value)}\``;

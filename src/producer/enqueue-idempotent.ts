@@ -1,15 +1,17 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { BatchOptions, BatchStore } from '../shared/batch-store.js';
+import { PARKED_MIN_SCORE, parkedDelayMs } from '../shared/bullmq-internals.js';
+import { FairShare, parkedJob } from '../shared/fair-share.js';
 import type { Config } from '../shared/config.js';
 import { DEFAULT_TENANT } from '../shared/ids.js';
-import type { JobData } from '../shared/job-data.js';
+import { jobTenant, type JobData } from '../shared/job-data.js';
 import { generationJobOptions } from '../shared/job-options.js';
 import type { JobRecords } from '../shared/job-record.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { JobResult } from '../shared/result.js';
-import { ATTR, SPAN, SpanKind, contextMetadata, endStatus, startSpan, tenantOf } from '../shared/spans.js';
+import { ATTR, SPAN, SpanKind, contextMetadata, endStatus, startSpan } from '../shared/spans.js';
 import type { PreparedRequest } from './prepare.js';
 
 /** `addBulk` chunk: BullMQ sends a bulk as one pipeline; big ones stall Redis (#1670). */
@@ -44,7 +46,7 @@ async function addTraced(queue: Queue<JobData, JobResult>, jobs: { item: Prepare
   const spans = jobs.map(({ item }) =>
     startSpan(SPAN.enqueue, {
       kind: SpanKind.PRODUCER,
-      attributes: { [ATTR.jobId]: item.id, ...(item.batchId ? { [ATTR.batchId]: item.batchId } : {}), [ATTR.tenant]: tenantOf(item.data) },
+      attributes: { [ATTR.jobId]: item.id, ...(item.batchId ? { [ATTR.batchId]: item.batchId } : {}), [ATTR.tenant]: jobTenant(item.data) },
     }),
   );
   try {
@@ -68,14 +70,19 @@ async function addTraced(queue: Queue<JobData, JobResult>, jobs: { item: Prepare
  * active or completed (or trimmed, per its id record) changes nothing; an id whose job
  * failed or was cancelled is retried, same job, fresh attempts. Records and batch
  * membership are written before the job exists, so a fast worker always finds them.
+ * New jobs are added parked and listed in their fair-share flows (shared/fair-share.ts),
+ * which release them in fair order; an existing job still parked is listed again (a
+ * producer that died between the two steps left it unlisted; a second entry of a job
+ * already released is skipped by the dispatcher).
  */
-async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priority: number | undefined): Promise<EnqueueOutcome[]> {
+async function enqueueChunk(deps: EnqueueDeps, fair: FairShare, items: PreparedRequest[], priority: number | undefined): Promise<EnqueueOutcome[]> {
   const { redis, keys, records, batches, queue } = deps;
   const check = redis.pipeline();
   for (const it of items) {
     check.hmget(keys.idRecord(it.id), 'state', 'final', 'gen');
     check.exists(keys.bullJob(it.id));
     check.zscore(keys.bullFailed, it.id);
+    check.zscore(keys.bullDelayed, it.id);
   }
   const replies = (await check.exec()) ?? [];
   const at = (i: number) => {
@@ -89,17 +96,22 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
   const toCreate: PreparedRequest[] = [];
   const toRetry: PreparedRequest[] = [];
   const toReopen: PreparedRequest[] = [];
+  const toRelist: PreparedRequest[] = [];
   items.forEach((it, n) => {
-    const [state, final, gen] = at(n * 3) as (string | null)[];
+    const [state, final, gen] = at(n * 4) as (string | null)[];
     const recordFinal = state !== null && final !== null && final === (gen ?? '1') ? state : undefined;
-    const jobExists = at(n * 3 + 1) === 1;
-    const inFailed = at(n * 3 + 2) !== null;
+    const jobExists = at(n * 4 + 1) === 1;
+    const inFailed = at(n * 4 + 2) !== null;
+    const delayedScore = at(n * 4 + 3) as string | null;
     const outcome = (status: EnqueueStatus): EnqueueOutcome => ({ id: it.id, status, ...(it.batchId ? { batchId: it.batchId } : {}) });
     if (recordFinal === 'completed') outcomes.push(outcome('exists'));
     else if (jobExists && inFailed) {
       toRetry.push(it);
       outcomes.push(outcome('retried'));
-    } else if (jobExists) outcomes.push(outcome('exists'));
+    } else if (jobExists) {
+      if (delayedScore !== null && Number(delayedScore) >= PARKED_MIN_SCORE) toRelist.push(it);
+      outcomes.push(outcome('exists'));
+    }
     else if (recordFinal === 'failed' || recordFinal === 'cancelled' || recordFinal === 'expired') {
       toReopen.push(it);
       toAdd.push(it);
@@ -128,7 +140,13 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
     for (const it of toRun) records.setRunTerms(terms, it.id, { tenant: it.tenant, deadline: it.deadline });
     await terms.exec();
   }
-  if (toAdd.length > 0) await addTraced(queue, toAdd.map((it) => ({ item: it, opts: generationJobOptions(deps.config, it.id, priority) })));
+  if (toAdd.length > 0) {
+    // Added parked: fair-dispatch.lua releases them into the wait list by fair share.
+    const delay = parkedDelayMs();
+    await addTraced(queue, toAdd.map((it) => ({ item: it, opts: { ...generationJobOptions(deps.config, it.id, priority), delay } })));
+  }
+  const park = [...toAdd, ...toRelist].map((it) => parkedJob(it.id, it.data, priority));
+  if (park.length > 0) await fair.dispatch(park);
   deps.log.debug({ created: toCreate.length, existing: items.length - toAdd.length - toRetry.length, retried: toReopen.length + toRetry.length }, 'enqueued a chunk');
   for (const it of toRetry) {
     const job = await Job.fromId<JobData, JobResult>(queue, it.id).catch((err: unknown) => {
@@ -138,7 +156,8 @@ async function enqueueChunk(deps: EnqueueDeps, items: PreparedRequest[], priorit
     if (job === 'unreadable') {
       // Another client's unreadable data: replace the failed job with this request.
       await queue.remove(it.id);
-      await queue.add(JOB_NAME, it.data, generationJobOptions(deps.config, it.id, priority));
+      await queue.add(JOB_NAME, it.data, { ...generationJobOptions(deps.config, it.id, priority), delay: parkedDelayMs() });
+      await fair.dispatch([parkedJob(it.id, it.data, priority)]);
     } else if (job) {
       await job.updateData(it.data);
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
@@ -157,6 +176,7 @@ export async function enqueuePrepared(
     await deps.batches.addJobs(opts.batch, [], opts.batchOptions);
   }
   const outcomes: EnqueueOutcome[] = [];
-  for (let i = 0; i < items.length; i += BULK_CHUNK) outcomes.push(...(await enqueueChunk(deps, items.slice(i, i + BULK_CHUNK), opts.priority)));
+  const fair = new FairShare(deps.redis, deps.keys, deps.config, deps.log);
+  for (let i = 0; i < items.length; i += BULK_CHUNK) outcomes.push(...(await enqueueChunk(deps, fair, items.slice(i, i + BULK_CHUNK), opts.priority)));
   return outcomes;
 }

@@ -1,4 +1,5 @@
 import type { Job, Queue } from 'bullmq';
+import { isParked } from '../shared/bullmq-internals.js';
 import { isValidJobId } from '../shared/ids.js';
 import { jobTenant, type JobData } from '../shared/job-data.js';
 import type { JobRecords } from '../shared/job-record.js';
@@ -91,7 +92,8 @@ export async function getJobStatus(deps: JobStatusDeps, id: string, again = true
   // The job finished between the reads: the snapshot lacks its reason or result, and the
   // id record (written before BullMQ's move) now has them. Read both again, once.
   if (again && (bullState === 'completed' || bullState === 'failed') && !job.finishedOn) return getJobStatus(deps, id, false);
-  status.state = mapBullState(bullState, paused);
+  // A parked job (fair share: delayed until its turn) is waiting.
+  status.state = mapBullState(bullState === 'delayed' && isParked(job) ? 'waiting' : bullState, paused);
   if (status.state === 'completed' && job.returnvalue) status.result = job.returnvalue;
   if (status.state === 'failed' && job.failedReason) status.error = job.failedReason;
   return status;

@@ -24,6 +24,14 @@ import type { RedisClient } from './redis.js';
  *  - the job hash `{prefix}:{queue}:{id}` and `failed` (a zset of job ids): idempotent
  *    enqueue (producer/enqueue-idempotent.ts) checks many ids in one pipeline, together
  *    with their id records.
+ *  - fair share (shared/fair-share.ts, lua/fair-dispatch.lua) parks new jobs in `delayed`
+ *    at a far-future time (`PARKED_AT_MS`; a delayed score is `timestamp * 0x1000 + n`)
+ *    and releases them as BullMQ's promote-9.lua does: ZREM from `delayed`, LPUSH on
+ *    `wait` (or ZADD on `prioritized` scored `priority * 2^32 + INCR pc`), the marker
+ *    `0` unless the queue is paused or maxed (meta `paused` / `concurrency` vs `active`),
+ *    a `waiting` event on `events`, and the job hash field `delay` set to 0. To put a
+ *    released job of a worse priority back, it reads the job hash's `data` (JSON: `tenant`,
+ *    `batch`) and moves it from `prioritized` back to `delayed`.
  *  - `Worker.createJob(json, id)` (protected): BullMQ parses the stored job data there
  *    (`Job.fromJSON`, `JSON.parse(json.data)`); a job whose data is not JSON would throw
  *    out of the fetch loop and sit in `active` until stalled. `PoisonTolerantWorker`
@@ -41,6 +49,14 @@ export interface BullmqKeys {
   limiter: string;
   meta: string;
   marker: string;
+  wait: string;
+  prioritized: string;
+  /** The priority counter (what orders prioritized jobs of one priority). */
+  priorityCounter: string;
+  /** BullMQ's own events stream (QueueEvents). */
+  events: string;
+  /** `{prefix}:{queue}:`: a job's hash is this followed by its id (BullMQ's `queue.toKey('')`). */
+  jobBase: string;
 }
 
 export function bullmqKeys(prefix: string, queueName: string): BullmqKeys {
@@ -59,12 +75,37 @@ export function bullmqKeys(prefix: string, queueName: string): BullmqKeys {
     limiter: known('limiter'),
     meta: known('meta'),
     marker: known('marker'),
+    wait: known('wait'),
+    prioritized: known('prioritized'),
+    priorityCounter: known('pc'),
+    events: known('events'),
+    jobBase: qk.toKey(queueName, ''),
   };
 }
 
 /**
+ * Fair share parks a new job in `delayed` at this far-future time (2036-07-18) until the
+ * dispatcher releases it. A delayed score is `timestamp * 0x1000 + n`, exact below 2^53,
+ * i.e. for timestamps before 2039-09: this one fits.
+ */
+export const PARKED_AT_MS = 2_100_000_000_000;
+/** Delayed scores at or above this belong to parked jobs (a day of slack for clocks). */
+export const PARKED_MIN_SCORE = (PARKED_AT_MS - 86_400_000) * 0x1000;
+
+/** A job's `delay` (ms) that parks it: due at PARKED_AT_MS. */
+export function parkedDelayMs(now = Date.now()): number {
+  return PARKED_AT_MS - now;
+}
+
+/** Whether a job whose hash says `timestamp` and `delay` is parked (waiting for its fair-share turn). */
+export function isParked(job: { timestamp: number; delay: number }): boolean {
+  return job.delay > 0 && job.timestamp + job.delay >= PARKED_AT_MS - 86_400_000;
+}
+
+/**
  * Where each of `ids` is in BullMQ: `delayed`, `active`, or neither (waiting, or not
- * there), read in one pipeline from the `delayed` zset and the `active` list.
+ * there), read in one pipeline from the `delayed` zset and the `active` list. A parked
+ * job (fair share) is waiting.
  */
 export async function activeOrDelayed(redis: RedisClient, keys: { bullActive: string; bullDelayed: string }, ids: string[]): Promise<('delayed' | 'active' | undefined)[]> {
   const p = redis.pipeline();
@@ -74,7 +115,8 @@ export async function activeOrDelayed(redis: RedisClient, keys: { bullActive: st
   }
   const replies = (await p.exec()) ?? [];
   return ids.map((_, n) => {
-    if (replies[2 * n]?.[1] !== null) return 'delayed';
+    const score = replies[2 * n]?.[1] as string | null | undefined;
+    if (score !== null && score !== undefined) return Number(score) >= PARKED_MIN_SCORE ? undefined : 'delayed';
     if (replies[2 * n + 1]?.[1] !== null) return 'active';
     return undefined;
   });

@@ -92,11 +92,17 @@ export interface Config {
     serviceName: string | undefined;
     sampler: (typeof TRACE_SAMPLERS)[number];
   };
+  /** SPEC §8: per-tenant weights and caps, by tenant name (a tenant not named has weight 1 and no cap). */
+  fairShare: {
+    weights: ReadonlyMap<string, number>;
+    maxConcurrency: ReadonlyMap<string, number>;
+    maxMegapixelsPerDay: ReadonlyMap<string, number>;
+  };
   logLevel: LogLevel;
 }
 
 /** Values a variable sets whole; the path does not walk into them. */
-type Leaf = string | number | boolean | Secret | readonly unknown[];
+type Leaf = string | number | boolean | Secret | readonly unknown[] | ReadonlyMap<string, number>;
 
 /** Every field of `Config` a variable can fill: `'worker.concurrency'`, `'worker.keepCompleted.count'`, … */
 export type ConfigPath<T = Config> = {

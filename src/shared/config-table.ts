@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { ConfigPath, ConfigVariable } from './config-shape.js';
 import { LOG_LEVELS, TRACE_PROTOCOLS, TRACE_SAMPLERS } from './config-shape.js';
-import { BUCKET, BUCKET_RULE, bool, bucketNames, decimal, hostNames, httpUrl, int, intOrAuto, oneOf, redisUrls, secret, tenantTokens, text } from './config-values.js';
+import { BUCKET, BUCKET_RULE, bool, bucketNames, decimal, hostNames, httpUrl, int, intOrAuto, oneOf, redisUrls, secret, tenantNumbers, tenantTokens, text } from './config-values.js';
 
 /**
  * SPEC §3 and fluxq's own variables, each once: how its text is parsed, its default, where it
@@ -24,7 +24,7 @@ export const DEFAULT_LOCK_DURATION_MS = 10_000;
 export const DEFAULT_STALLED_INTERVAL_MS = 5_000;
 
 /** Second key segments fluxq itself uses under QUEUE_PREFIX (see keys.ts). */
-export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency', 'stats', 'openai'];
+export const RESERVED_QUEUE_NAMES = ['events', 'id', 'batch', 'batches', 'webhooks', 'concurrency', 'stats', 'openai', 'fair', 'tenant'];
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const NAME_RULE = '1–64 letters, digits, . _ -';
@@ -126,6 +126,19 @@ export const CONFIG_TABLE = {
   SHUTDOWN_TIMEOUT_MS: {
     spec: true, at: 'worker.shutdownTimeoutMs', ...int(0), default: 60_000,
     doc: 'after SIGTERM, in-flight jobs get this long; what is unfinished then goes back to the queue with its progress checkpoint',
+  },
+  // SPEC §8
+  TENANT_WEIGHTS: {
+    spec: true, at: 'fairShare.weights', ...tenantNumbers(1, 1000), default: new Map<string, number>(),
+    doc: "each tenant's share of upstream call starts, `name=weight` (1–1000); a tenant not named has weight 1",
+  },
+  TENANT_MAX_CONCURRENCY: {
+    spec: true, at: 'fairShare.maxConcurrency', ...tenantNumbers(1, 10_000), default: new Map<string, number>(),
+    doc: "a tenant's upstream calls in flight across ALL workers, `name=N`; a tenant not named has no cap of its own",
+  },
+  TENANT_MAX_MEGAPIXELS_PER_DAY: {
+    spec: true, at: 'fairShare.maxMegapixelsPerDay', ...tenantNumbers(0, Number.MAX_SAFE_INTEGER, true), default: new Map<string, number>(),
+    doc: "a tenant's reported megapixels per UTC day, `name=N`; once reached, its further jobs fail with `budget: tenant T reached N megapixels today` and no upstream call",
   },
   LOG_LEVEL: { spec: true, at: 'logLevel', ...oneOf(LOG_LEVELS), default: 'info', doc: 'the least severe log line written' },
   // SPEC §9 Tracing: the OpenTelemetry SDK reads these itself (and the other OTEL_* variables it knows)

@@ -148,3 +148,32 @@ export function tenantTokens(): ValueKind<readonly TenantToken[]> {
     rule,
   };
 }
+
+const TENANT_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * A comma list `name=N` by tenant (SPEC §8), N an integer in [min, max] or, with
+ * `decimals`, a number > 0; a name twice, a bad name or a bad number is refused.
+ */
+export function tenantNumbers(min: number, max: number, decimals = false): ValueKind<ReadonlyMap<string, number>> {
+  const rule = `a comma list name=N (tenant names of 1–64 letters, digits, . _ -; N ${decimals ? 'a number > 0' : `an integer from ${min} to ${max}`}, each name once)`;
+  const entry = decimals ? /^([A-Za-z0-9._-]{1,64})=(\d+(?:\.\d+)?)$/ : /^([A-Za-z0-9._-]{1,64})=(\d+)$/;
+  const toMap = (v: string): Map<string, number> | undefined => {
+    const map = new Map<string, number>();
+    for (const item of splitList(v).filter(Boolean)) {
+      const m = entry.exec(item);
+      if (!m || !TENANT_NAME.test(m[1] as string) || map.has(m[1] as string)) return undefined;
+      const n = Number(m[2]);
+      if (decimals ? !(n > 0) : !(Number.isSafeInteger(n) && n >= min && n <= max)) return undefined;
+      map.set(m[1] as string, n);
+    }
+    return map;
+  };
+  return {
+    parse: z
+      .string()
+      .refine((v) => toMap(v) !== undefined)
+      .transform((v) => toMap(v) as ReadonlyMap<string, number>),
+    rule,
+  };
+}

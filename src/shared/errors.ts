@@ -207,6 +207,28 @@ export class BudgetError extends Error {
   constructor(batchId: string, limitMp: number) {
     super(`budget: batch ${batchId} reached ${limitMp} megapixels`);
   }
+
+  /** TENANT_MAX_MEGAPIXELS_PER_DAY reached (SPEC §8): the tenant's reported megapixels of this UTC day. */
+  static ofTenant(tenant: string, limitMp: number): BudgetError {
+    const err = new BudgetError('', limitMp);
+    err.message = `budget: tenant ${tenant} reached ${limitMp} megapixels today`;
+    return err;
+  }
+}
+
+/**
+ * The job's tenant has TENANT_MAX_CONCURRENCY calls in flight fleet-wide: the job waits
+ * (delayed briefly, no attempt spent) and tries its call start again.
+ */
+export class TenantLimitedError extends Error {
+  override readonly name = 'TenantLimitedError';
+  readonly retryable = true;
+  readonly tenant: string;
+
+  constructor(tenant: string, jobId: string) {
+    super(`job ${jobId}: tenant ${tenant} is at its TENANT_MAX_CONCURRENCY; the job waits for one of its calls to end`);
+    this.tenant = tenant;
+  }
 }
 
 /** One or more configuration variables are bad; `problems` holds one line per variable. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
-import { beginRun, releaseCall, renewCall, settleCall, startCall, type StartCallReply } from './redis-scripts/call-ledger.js';
-import { cancelJob, expireJob, finalizeJob, type ExpireJobReply, type FinalisationKeys } from './redis-scripts/finalisation.js';
 import { DEFAULT_TENANT } from './ids.js';
+import { beginRun, releaseCall, renewCall, settleCall, startCall, type StartCallReply, type TenantLimits } from './redis-scripts/call-ledger.js';
+import { cancelJob, expireJob, finalizeJob, type ExpireJobReply, type FinalisationKeys } from './redis-scripts/finalisation.js';
 import { reopenJob } from './redis-scripts/id-record.js';
 import { contextMetadata } from './spans.js';
 
@@ -134,7 +134,12 @@ export type CallStartVerdict =
   | { verdict: 'final'; state: FinalState }
   | { verdict: 'rate_limited'; ttlMs: number }
   | { verdict: 'budget'; maxMp: number }
-  | { verdict: 'expired'; deadline: number };
+  | { verdict: 'expired'; deadline: number }
+  | { verdict: 'tenant_budget'; tenant: string; maxMp: number }
+  | { verdict: 'tenant_limited'; tenant: string };
+
+export type { TenantLimits };
+const NO_LIMITS: TenantLimits = { tenant: DEFAULT_TENANT };
 
 /** What expire-job.lua needs besides the record: the event's data and the job's webhook. */
 export interface ExpireInput {
@@ -156,6 +161,8 @@ function toVerdict(reply: StartCallReply, opId: string): CallStartVerdict {
   if (reply.verdict === 'rate_limited') return { verdict: 'rate_limited', ttlMs: Number(reply.ttlMs) };
   if (reply.verdict === 'budget') return { verdict: 'budget', maxMp: Number(reply.maxMp) };
   if (reply.verdict === 'expired') return { verdict: 'expired', deadline: Number(reply.deadline) };
+  if (reply.verdict === 'tenant_budget') return { verdict: 'tenant_budget', tenant: reply.tenant, maxMp: Number(reply.maxMp) };
+  if (reply.verdict === 'tenant_limited') return { verdict: 'tenant_limited', tenant: reply.tenant };
   return { verdict: 'ok', opId };
 }
 
@@ -245,27 +252,38 @@ export class JobRecords {
   }
 
   /** The ledger's keys of a job (a job without a batch names the unused `batch:-`). */
-  #ledgerKeys(jobId: string, batchId: string | undefined) {
-    return { idRecord: this.#keys.idRecord(jobId), batch: this.#keys.batch(batchId || '-'), stats: this.#keys.stats, calls: this.#keys.idCalls(jobId) };
+  #ledgerKeys(jobId: string, batchId: string | undefined, tenant: string) {
+    return {
+      idRecord: this.#keys.idRecord(jobId),
+      batch: this.#keys.batch(batchId || '-'),
+      stats: this.#keys.stats,
+      calls: this.#keys.idCalls(jobId),
+      tenantCalls: this.#keys.tenantCalls(tenant),
+      tenantMegapixels: this.#keys.tenantMegapixels(tenant),
+    };
   }
 
   /**
    * Start of a worker run: count orphaned calls (see lua/begin-run.lua), return the record.
    * With `start`, a job that never started a call (its first run) also gets its call
    * started in the same round trip: `start` is then what `startCall` would have answered
-   * (undo an `ok` never sent with `releaseCall`); absent on a later run.
+   * (undo an `ok` never sent with `releaseCall`); absent on a later run. `limits`: the
+   * job's tenant (its keys) and that tenant's caps, checked with the start.
    */
   async beginRun(
     jobId: string,
     batchId: string | undefined,
     start?: CallStartOptions,
+    limits: TenantLimits = NO_LIMITS,
   ): Promise<{ record: JobRecord; orphanedCalls: number; start?: CallStartVerdict }> {
     const opId = randomUUID();
-    const reply = await beginRun(this.#redis, { ...this.#ledgerKeys(jobId, batchId), limiter: this.#keys.limiter }, {
+    const keys = { ...this.#ledgerKeys(jobId, batchId, limits.tenant), limiter: this.#keys.limiter, tenantReleased: this.#keys.tenantReleased(limits.tenant) };
+    const reply = await beginRun(this.#redis, keys, {
+      jobId,
       ttlS: this.#ttlS,
       batchId: batchId || undefined,
       now: Date.now(),
-      start: start ? { opId, leaseMs: leaseOf(start), limiterMax: start.limiterMax, defaultMaxMp: start.defaultMaxMp } : undefined,
+      start: start ? { opId, leaseMs: leaseOf(start), limiterMax: start.limiterMax, defaultMaxMp: start.defaultMaxMp, ...limits } : undefined,
     });
     const out = { record: toRecord(reply.record), orphanedCalls: Number(reply.orphanedCalls) };
     return reply.start ? { ...out, start: toVerdict(reply.start, opId) } : out;
@@ -276,12 +294,13 @@ export class JobRecords {
    * under `opId` for `leaseMs`; renew it with `renewCall` and settle it with
    * `callSettled`), or why it must not be made: the generation is already `final`
    * (cancelled, or finished by another run), a 429 back-off window of the fleet, or the
-   * batch's budget.
+   * batch's budget, or the tenant's limits (`limits`).
    */
-  async startCall(jobId: string, batchId: string | undefined, opts: CallStartOptions): Promise<CallStartVerdict> {
+  async startCall(jobId: string, batchId: string | undefined, opts: CallStartOptions, limits: TenantLimits = NO_LIMITS): Promise<CallStartVerdict> {
     const opId = randomUUID();
-    const { idRecord, batch, calls } = this.#ledgerKeys(jobId, batchId);
-    const reply = await startCall(this.#redis, { idRecord, limiter: this.#keys.limiter, batch, calls }, {
+    const { idRecord, batch, calls, tenantCalls, tenantMegapixels } = this.#ledgerKeys(jobId, batchId, limits.tenant);
+    const reply = await startCall(this.#redis, { idRecord, limiter: this.#keys.limiter, batch, calls, tenantCalls, tenantMegapixels }, {
+      ...limits,
       opId,
       leaseMs: leaseOf(opts),
       ttlS: this.#ttlS,
@@ -293,18 +312,25 @@ export class JobRecords {
   }
 
   /** Undo the start of call `opId` whose request was never sent (see lua/release-call.lua). */
-  async releaseCall(jobId: string, opId: string): Promise<boolean> {
-    return (await releaseCall(this.#redis, { idRecord: this.#keys.idRecord(jobId), calls: this.#keys.idCalls(jobId) }, { opId })).released;
+  async releaseCall(jobId: string, opId: string, tenant = DEFAULT_TENANT): Promise<boolean> {
+    const keys = { idRecord: this.#keys.idRecord(jobId), calls: this.#keys.idCalls(jobId), tenantCalls: this.#keys.tenantCalls(tenant) };
+    return (await releaseCall(this.#redis, keys, { opId })).released;
   }
 
   /** The run making call `opId` is alive: extend its lease. False when it is no longer in flight. */
-  renewCall(jobId: string, opId: string, leaseMs: number): Promise<boolean> {
-    return renewCall(this.#redis, { calls: this.#keys.idCalls(jobId) }, { opId, leaseMs: Math.max(1, Math.round(leaseMs)) });
+  renewCall(jobId: string, opId: string, leaseMs: number, tenant = DEFAULT_TENANT): Promise<boolean> {
+    return renewCall(this.#redis, { calls: this.#keys.idCalls(jobId), tenantCalls: this.#keys.tenantCalls(tenant) }, { opId, leaseMs: Math.max(1, Math.round(leaseMs)) });
   }
 
   /** When upstream call `opId` has an outcome; returns the job's ledger after it. */
-  async callSettled(jobId: string, batchId: string | undefined, opId: string, outcome: CallOutcome, tenant?: string): Promise<{ attempts: number; possiblyBilled: number }> {
-    const reply = await settleCall(this.#redis, { ...this.#ledgerKeys(jobId, batchId), tenantStats: this.#keys.tenantStats }, {
+  async callSettled(
+    jobId: string,
+    batchId: string | undefined,
+    opId: string,
+    outcome: CallOutcome,
+    tenant = DEFAULT_TENANT,
+  ): Promise<{ attempts: number; possiblyBilled: number }> {
+    const reply = await settleCall(this.#redis, { ...this.#ledgerKeys(jobId, batchId, tenant), tenantStats: this.#keys.tenantStats }, {
       tenant,
       day: utcDay(),
       opId,

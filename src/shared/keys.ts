@@ -73,6 +73,34 @@ export interface RedisKeys {
   openaiBatches: string;
   /** OpenAI batches not in a final status yet (a set): what the sweeper looks at. */
   openaiBatchesOpen: string;
+  /** BullMQ's wait list, prioritized zset, priority counter, events stream and job-hash base (fair-dispatch.lua releases jobs there). */
+  bullWait: string;
+  bullPrioritized: string;
+  bullPriorityCounter: string;
+  bullEvents: string;
+  bullJobBase: string;
+  /**
+   * Fair share (shared/fair-share.ts). Priority levels with parked jobs (a zset, level →
+   * level); per level `{fairBase}{level}:tenants` (zset tenant → pass), per tenant
+   * `{fairBase}{level}:t:{tenant}:batches` (zset batch → pass) and per batch the FIFO list
+   * `{fairBase}{level}:t:{tenant}:b:{batch}` of parked job ids (`-`: jobs without a batch).
+   * fair-dispatch.lua builds these from `fairBase` (the functions below build the same).
+   */
+  fairLevels: string;
+  /** Virtual times (a hash): field `{level}` the level's, `{level}:{tenant}` the tenant's own among its batches. */
+  fairClock: string;
+  fairBase: string;
+  fairTenants(level: number): string;
+  fairBatches(level: number, tenant: string): string;
+  fairFlow(level: number, tenant: string, batchId: string): string;
+  /** `{tenantBase}{tenant}:…`: a tenant's keys, built by the scripts from this base too. */
+  tenantBase: string;
+  /** A tenant's upstream calls in flight fleet-wide (a zset: op id → lease end in ms). */
+  tenantCalls(tenant: string): string;
+  /** A tenant's reported megapixels by UTC day (a hash: day number since the epoch → megapixels). */
+  tenantMegapixels(tenant: string): string;
+  /** A capped tenant's jobs released by the dispatcher and not yet begun (a zset: job id → release time). */
+  tenantReleased(tenant: string): string;
 }
 
 export function redisKeys(prefix: string, queueName: string): RedisKeys {
@@ -109,6 +137,21 @@ export function redisKeys(prefix: string, queueName: string): RedisKeys {
     openaiBatchLease: (batchId) => `${prefix}:openai:batch:${batchId}:lease`,
     openaiBatches: `${prefix}:openai:batches`,
     openaiBatchesOpen: `${prefix}:openai:batches:open`,
+    bullWait: bull.wait,
+    bullPrioritized: bull.prioritized,
+    bullPriorityCounter: bull.priorityCounter,
+    bullEvents: bull.events,
+    bullJobBase: bull.jobBase,
+    fairLevels: `${prefix}:fair:levels`,
+    fairClock: `${prefix}:fair:clock`,
+    fairBase: `${prefix}:fair:`,
+    fairTenants: (level) => `${prefix}:fair:${level}:tenants`,
+    fairBatches: (level, tenant) => `${prefix}:fair:${level}:t:${tenant}:batches`,
+    fairFlow: (level, tenant, batchId) => `${prefix}:fair:${level}:t:${tenant}:b:${batchId}`,
+    tenantBase: `${prefix}:tenant:`,
+    tenantCalls: (tenant) => `${prefix}:tenant:${tenant}:calls`,
+    tenantMegapixels: (tenant) => `${prefix}:tenant:${tenant}:mp`,
+    tenantReleased: (tenant) => `${prefix}:tenant:${tenant}:released`,
   };
 }
 

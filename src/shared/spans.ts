@@ -36,11 +36,6 @@ export { ROOT_CONTEXT, SpanKind };
 
 const tracer = trace.getTracer('fluxq');
 
-/** The tenant a job is traced under: its data's `tenant` when it has one, else `default`. */
-export function tenantOf(data: unknown): string {
-  const t = typeof data === 'object' && data !== null ? (data as { tenant?: unknown }).tenant : undefined;
-  return typeof t === 'string' && t !== '' ? t : 'default';
-}
 
 /** Mark `span` failed with `err` (one line, at most 300 characters: never a payload). */
 export function failSpan(span: Span, err: unknown): void {

@@ -13,13 +13,13 @@ export function callLeaseMs(lockDurationMs: number): number {
 }
 
 /** Renew call `opId`'s lease until `release()`; never throws (a missed renewal is logged). */
-export function holdCallLease(records: JobRecords, jobId: string, opId: string, leaseMs: number, log: Logger): { release(): void } {
+export function holdCallLease(records: JobRecords, jobId: string, tenant: string, opId: string, leaseMs: number, log: Logger): { release(): void } {
   let warned = false;
   let released = false;
   const timer = setInterval(
     () => {
       records
-        .renewCall(jobId, opId, leaseMs)
+        .renewCall(jobId, opId, leaseMs, tenant)
         .then((held) => {
           if (!held && !warned && !released) {
             warned = true;

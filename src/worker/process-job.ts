@@ -2,14 +2,16 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DelayedError, RateLimitError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { poisonReason } from '../shared/bullmq-internals.js';
 import { estimateCostMicroUsd, type Prices } from '../shared/cost.js';
-import { BudgetError, UpstreamError } from '../shared/errors.js';
+import { BudgetError, TenantLimitedError, UpstreamError } from '../shared/errors.js';
+import { tenantLimits, type FairShare } from '../shared/fair-share.js';
+import type { TenantLimits } from '../shared/redis-scripts/call-ledger.js';
 import { EVENT, type StoredImage } from '../shared/events.js';
 import { jobDataSchema, jobTenant, type JobData } from '../shared/job-data.js';
 import type { JobRecord, JobRecords } from '../shared/job-record.js';
 import { jobImageFolder } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import type { JobResult } from '../shared/result.js';
-import { ATTR, SPAN, SpanKind, endStatus, inSpan, jobParentContext, tenantOf } from '../shared/spans.js';
+import { ATTR, SPAN, SpanKind, endStatus, inSpan, jobParentContext } from '../shared/spans.js';
 import { toUpstreamBody, type UpstreamBody } from '../shared/upstream.js';
 import { callLeaseMs, holdCallLease } from './call-lease.js';
 import { findStoredImages, firstImageMayExist, type StoredResult } from './checkpoint.js';
@@ -39,7 +41,12 @@ export interface ProcessorDeps extends OutcomeDeps {
   onFirstCall?: (enqueuedAtMs: number) => void;
   /** Tests only: pause a run right before its call start, or right after it (see CallTestHooks). */
   testHooks?: CallTestHooks;
+  /** Fair share's dispatcher: kicked when a run begins (its job left the wait list) and when an unsent call is released; the worker kicks it when a job ends. */
+  fair?: Pick<FairShare, 'kick'>;
 }
+
+/** How long a job waits (delayed) when its tenant is at TENANT_MAX_CONCURRENCY at call start. */
+export const TENANT_LIMITED_DELAY_MS = 250;
 
 /**
  * Test-only seams around the call start, to hold a run there while a test cancels the
@@ -93,6 +100,8 @@ interface Run {
   folder: string;
   log: Logger;
   signal: AbortSignal | undefined;
+  /** The job's tenant and its caps, checked at each call start. */
+  limits: TenantLimits;
   /** The HEAD at the first image's predicted key, sent with the run's begin (see completeFromBucket). */
   firstImageHead: Promise<Settled<boolean>>;
   /** BullMQ's job timestamp: when the job was enqueued. */
@@ -112,8 +121,8 @@ function ledgerOf(record: JobRecord): Ledger {
   return { attempts: record.attempts, possiblyBilled: record.possiblyBilled };
 }
 
-function startedCall(deps: ProcessorDeps, jobId: string, opId: string, leaseMs: number, log: Logger): StartedCall {
-  return { opId, leaseMs, lease: holdCallLease(deps.records, jobId, opId, leaseMs, log) };
+function startedCall(deps: ProcessorDeps, jobId: string, tenant: string, opId: string, leaseMs: number, log: Logger): StartedCall {
+  return { opId, leaseMs, lease: holdCallLease(deps.records, jobId, tenant, opId, leaseMs, log) };
 }
 
 function callStartOptions(deps: ProcessorDeps) {
@@ -141,12 +150,14 @@ async function beginRun(
   const predicted = data.params.output_format === 'jpeg' ? 'jpg' : 'png';
   const firstImageHead = settle(firstImageMayExist(deps.s3, bucket, folder, predicted, signal));
   const opts = callStartOptions(deps);
-  const { record, orphanedCalls, start } = await deps.records.beginRun(jobId, batchId, opts);
+  const limits = tenantLimits(deps.config, jobTenant(data));
+  const { record, orphanedCalls, start } = await deps.records.beginRun(jobId, batchId, opts, limits);
+  deps.fair?.kick();
   if (orphanedCalls > 0) log.warn({ orphanedCalls }, 'an earlier run died mid-call: counted as possibly billed');
   log.trace({ gen: record.gen, callsEver: record.callsEver, attempts: record.attempts, batchId, start: start?.verdict }, 'run started');
-  const run: Run = { jobId, data, batchId, tenant: jobTenant(data), record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, firstImageHead, enqueuedAtMs };
+  const run: Run = { jobId, data, batchId, tenant: jobTenant(data), record, model: data.model ?? deps.config.flux.model, bucket, folder, log, signal, limits, firstImageHead, enqueuedAtMs };
   if (start?.verdict === 'expired') await expireRun(deps, run, start.deadline);
-  const call = start?.verdict === 'ok' ? startedCall(deps, jobId, start.opId, opts.leaseMs, log) : undefined;
+  const call = start?.verdict === 'ok' ? startedCall(deps, jobId, limits.tenant, start.opId, opts.leaseMs, log) : undefined;
   return { run, call };
 }
 
@@ -213,7 +224,7 @@ type CallStart = ({ started: true } & StartedCall) | { started: false; result: J
 async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
   await deps.testHooks?.beforeCallStart?.(run.jobId);
   const opts = callStartOptions(deps);
-  const start = await deps.records.startCall(run.jobId, run.batchId, opts);
+  const start = await deps.records.startCall(run.jobId, run.batchId, opts, run.limits);
   if (start.verdict === 'final') {
     // No call, and no second final event: the record already has its final state.
     run.log.info({ state: start.state }, 'job is already final: ending the run without an upstream call');
@@ -227,7 +238,9 @@ async function startCall(deps: ProcessorDeps, run: Run): Promise<CallStart> {
   if (start.verdict === 'rate_limited') throw new RateLimitError();
   if (start.verdict === 'budget') throw new BudgetError(run.batchId ?? '', start.maxMp);
   if (start.verdict === 'expired') return expireRun(deps, run, start.deadline);
-  return { started: true, ...startedCall(deps, run.jobId, start.opId, opts.leaseMs, run.log) };
+  if (start.verdict === 'tenant_budget') throw BudgetError.ofTenant(start.tenant, start.maxMp);
+  if (start.verdict === 'tenant_limited') throw new TenantLimitedError(start.tenant, run.jobId);
+  return { started: true, ...startedCall(deps, run.jobId, run.limits.tenant, start.opId, opts.leaseMs, run.log) };
 }
 
 type CallOutcome = { ok: true; response: DecodedResponse; ledger: Ledger } | { ok: false; error: unknown; ledger: Ledger };
@@ -248,12 +261,12 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     lease.release();
     if (error instanceof UpstreamError) {
       const spends = error.kind === 'permanent' || error.kind === 'transient' || error.kind === 'ambiguous';
-      return { ok: false, error, ledger: await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }, run.tenant) };
+      return { ok: false, error, ledger: await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: spends, ambiguous: error.kind === 'ambiguous' }, run.limits.tenant) };
     }
     // Cut off by this process (shutdown deadline) or an error of our own: the upstream
     // may have generated and billed. Counted now, as a run that died mid-call is counted
     // by the next one — the next run may begin before this call's lease ends.
-    const ledger = await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: true, ambiguous: true }, run.tenant).catch(() => before);
+    const ledger = await deps.records.callSettled(jobId, batchId, call.opId, { spendsAttempt: true, ambiguous: true }, run.limits.tenant).catch(() => before);
     return { ok: false, error, ledger };
   }
   lease.release();
@@ -264,7 +277,7 @@ async function callUpstream(deps: ProcessorDeps, run: Run, request: UpstreamRequ
     outputMp: m.output_mp,
     inputMp: m.input_mp,
     costMicroUsd: estimateCostMicroUsd(m.output_mp, m.input_mp, response.images.length, deps.prices),
-  }, run.tenant);
+  }, run.limits.tenant);
   return { ok: true, response, ledger };
 }
 
@@ -295,7 +308,8 @@ async function sendStartedCall(deps: ProcessorDeps, run: Run, call: StartedCall,
 async function releaseCall(deps: ProcessorDeps, run: Run, call: StartedCall): Promise<void> {
   call.lease.release();
   try {
-    const released = await deps.records.releaseCall(run.jobId, call.opId);
+    const released = await deps.records.releaseCall(run.jobId, call.opId, run.limits.tenant);
+    deps.fair?.kick();
     run.log.debug({ released }, 'call started with the run released unsent');
   } catch (err) {
     run.log.warn({ err: (err as Error).message }, 'could not release the unsent call: once its lease ends the next run counts it possibly billed');
@@ -443,7 +457,7 @@ function jobSpanAttributes(job: Job<JobData>) {
   return {
     [ATTR.jobId]: job.id ?? '',
     ...(typeof batch === 'string' ? { [ATTR.batchId]: batch } : {}),
-    [ATTR.tenant]: tenantOf(data),
+    [ATTR.tenant]: jobTenant(data),
     [ATTR.attempt]: job.attemptsMade + 1,
   };
 }
@@ -481,7 +495,13 @@ function runGeneration(deps: ProcessorDeps) {
       const images = await storeGenerated(deps, run, generated, 'spooled' in source);
       return await complete(deps, run, { images, meta: generated.meta }, ledger);
     } catch (err) {
-      if (err instanceof UnrecoverableError || err instanceof RateLimitError) throw err;
+      if (err instanceof UnrecoverableError || err instanceof RateLimitError || err instanceof DelayedError) throw err;
+      if (err instanceof TenantLimitedError && token) {
+        // The tenant's calls in flight are at TENANT_MAX_CONCURRENCY: wait without an attempt.
+        log.debug({ tenant: err.tenant }, 'tenant at its concurrency cap: the job waits');
+        await job.moveToDelayed(Date.now() + TENANT_LIMITED_DELAY_MS + Math.floor(Math.random() * TENANT_LIMITED_DELAY_MS), token);
+        throw new DelayedError();
+      }
       return handleFailure(deps, { job, token, signal, ledger, batchId: data?.batch, metadata: data?.metadata, webhook: data?.webhook, log }, err);
     }
   };

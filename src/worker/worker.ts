@@ -7,6 +7,7 @@ import { PoisonTolerantWorker } from '../shared/bullmq-internals.js';
 import { Closers, settlesWithin } from '../shared/closers.js';
 import type { JobData } from '../shared/job-data.js';
 import { BatchStore } from '../shared/batch-store.js';
+import { FairShare } from '../shared/fair-share.js';
 import { JobRecords, type FinalizeOutcome } from '../shared/job-record.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { assertNoEviction } from '../shared/redis-policy.js';
@@ -115,6 +116,7 @@ interface Services {
   webhooks: WebhookService;
   completer: BatchCompleter;
   adaptive: AdaptiveConcurrency | undefined;
+  fair: FairShare;
 }
 
 function createServices(opts: CreateWorkerOptions, log: Logger, closers: Closers): Services {
@@ -156,7 +158,8 @@ function createServices(opts: CreateWorkerOptions, log: Logger, closers: Closers
           (limit) => m?.globalConcurrency.set(limit),
         )
       : undefined;
-  return { keys, records, queue, urlInputs, webhooks, completer, adaptive };
+  const fair = closers.add('fair-share dispatcher', new FairShare(redis, keys, config, log), (f) => f.stop());
+  return { keys, records, queue, urlInputs, webhooks, completer, adaptive, fair };
 }
 
 /** Wire the upstream client's outcomes to the metrics and the adaptive controller; returns the 429 feed. */
@@ -202,6 +205,7 @@ function processorDeps(opts: CreateWorkerOptions, s: Services, feed: (outcome: '
     limiterMax: config.worker.rateLimit?.max ?? UNLIMITED_STARTS,
     uploadRetryWindowMs: config.worker.uploadRetryWindowMs,
     ...(opts.testHooks ? { testHooks: opts.testHooks } : {}),
+    fair: s.fair,
     onRateLimited: (ms) => {
       m?.rateLimited.inc();
       feed('429', ms);
@@ -264,6 +268,9 @@ function createBullWorker(opts: CreateWorkerOptions, processor: Processor<JobDat
 /** Log the worker's troubles; record failures BullMQ decided without the processor. */
 function watchWorker(worker: Worker<JobData, JobResult>, deps: ProcessorDeps, log: Logger): void {
   worker.on('error', (err) => log.error({ err }, 'worker error'));
+  // A job ended (a slot in BullMQ's global concurrency freed): release the next fair one.
+  worker.on('completed', () => deps.fair?.kick());
+  worker.on('failed', () => deps.fair?.kick());
   worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its worker died or was blocked); it will run again'));
   worker.on('failed', (job, err) => {
     if (!job) return;
@@ -299,6 +306,8 @@ async function startWorker(opts: CreateWorkerOptions, worker: Worker<JobData, Jo
     s.webhooks.start();
     s.completer.start();
     sweeper.start();
+    s.fair.start();
+    s.fair.kick();
   }
   log.info(
     {

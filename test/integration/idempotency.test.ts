@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ValidationError } from '../../src/shared/errors.js';
-import { startHarness } from '../helpers/harness.js';
+import { startHarness, waitFor } from '../helpers/harness.js';
 
 test('the same id twice is one job, also after the job completed and was trimmed from Redis', { timeout: 60_000 }, async (t) => {
   const h = await startHarness(t, { fake: { latencyMs: 10 } });
@@ -10,6 +10,8 @@ test('the same id twice is one job, also after the job completed and was trimmed
   assert.deepEqual(await producer.enqueue({ id: 'same', prompt: 'once' }), { id: 'same', status: 'exists' });
   await h.worker();
   assert.equal((await producer.waitFor('same')).state, 'completed');
+  // The id record is final before BullMQ moves the job out of active (and unlocks it).
+  await waitFor(async () => (await producer.queue.getJobState('same')) === 'completed', { what: 'BullMQ to finish the job' });
   const job = await producer.queue.getJob('same');
   await job?.remove(); // what removeOnComplete does, later
   assert.equal(await producer.queue.getJob('same'), undefined);

@@ -19,8 +19,8 @@ test('the ledger scripts count a re-sent call start or settlement once', async (
   const pipe = redis.pipeline();
   records.register(pipe, { id: 'j', batchId: 'b', prompt: 'p' }, Date.now());
   await pipe.exec();
-  const ledgerKeys = { idRecord: keys.idRecord('j'), batch: keys.batch('b'), stats: keys.stats, calls: keys.idCalls('j'), tenantStats: keys.tenantStats };
-  const startKeys = { idRecord: keys.idRecord('j'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('j') };
+  const ledgerKeys = { idRecord: keys.idRecord('j'), batch: keys.batch('b'), stats: keys.stats, calls: keys.idCalls('j'), tenantStats: keys.tenantStats, tenantCalls: keys.tenantCalls('default'), tenantMegapixels: keys.tenantMegapixels('default') };
+  const startKeys = { idRecord: keys.idRecord('j'), limiter: keys.limiter, batch: keys.batch('b'), calls: keys.idCalls('j'), tenantCalls: keys.tenantCalls('default'), tenantMegapixels: keys.tenantMegapixels('default') };
   const start = { opId: 'op-1', leaseMs: 60_000, ttlS: 60, limiterMax: 1_000_000, batchId: 'b' };
   assert.deepEqual(await startCall(redis, startKeys, start), { verdict: 'ok' });
   assert.deepEqual(await startCall(redis, startKeys, start), { verdict: 'ok' }, 'the re-send answers the same');

@@ -86,3 +86,13 @@ test('begin-run with start starts nothing on a later run, for a final generation
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls'), ['0', '0'], 'nothing counted');
   assert.equal(await redis.exists(k.calls), 0);
 });
+
+test("begin-run takes the job out of its tenant's released set and starts its call under the tenant's limits", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'j', '-', 'acme');
+  await redis.zadd(k.tenantReleased, Date.now(), 'j', Date.now(), 'other');
+  await redis.zadd(k.tenantCalls, Date.now() + 60_000, 'busy');
+  const run = await beginRun(redis, k, { jobId: 'j', ttlS: 60, now: Date.now(), start: { opId: 'op', leaseMs: 1000, limiterMax: 10, tenant: 'acme', tenantCap: 1 } });
+  assert.deepEqual(run.start, { verdict: 'tenant_limited', tenant: 'acme' });
+  assert.deepEqual(await redis.zrange(k.tenantReleased, '0', '-1'), ['other']);
+});

@@ -17,7 +17,7 @@ test('includes are spliced in once and no include line is left', () => {
 test('a wrapper whose key names differ from the header is refused when the script loads', () => {
   assert.deepEqual(declaredKeys('--[[\n  KEYS[1] a  first\n  KEYS[2] b  second\n]]'), ['a', 'b']);
   assert.throws(() => declaredKeys('--[[\n  KEYS[1] a\n  KEYS[1] b\n]]'), /KEYS\[1\] is declared twice: a and b/);
-  assert.throws(() => loadScript('renew-call', ['callz']), (err: unknown) => err instanceof ScriptFileError && /declares KEYS \[calls\]/.test(err.message));
+  assert.throws(() => loadScript('renew-call', ['callz']), (err: unknown) => err instanceof ScriptFileError && /declares KEYS \[calls, tenantCalls\]/.test(err.message));
   assert.throws(() => loadScript('no-such-script', []), (err: unknown) => err instanceof ScriptFileError && /no-such-script\.lua not found.*npm run build/.test(err.message));
 });
 

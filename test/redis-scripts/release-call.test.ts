@@ -12,7 +12,7 @@ test('release-call undoes exactly the start of an unsent call (no attempt, nothi
   assert.deepEqual(before.start, { verdict: 'ok' });
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls'), ['1', '1']);
 
-  const release = { idRecord: k.idRecord, calls: k.calls };
+  const release = { idRecord: k.idRecord, calls: k.calls, tenantCalls: k.tenantCalls };
   assert.deepEqual(await releaseCall(redis, release, { opId: 'op-1' }), { released: true });
   assert.deepEqual(await releaseCall(redis, release, { opId: 'op-1' }), { released: false }, 'the re-send changes nothing');
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls', 'attempts', 'pb', 'settled'), ['0', '0', null, null, null]);
@@ -30,15 +30,24 @@ test('release-call undoes exactly the start of an unsent call (no attempt, nothi
 test('release-call leaves a settled call and one another run counted orphaned as they are', async (t) => {
   const { redis, keys } = await scriptKit(t);
   const k = ledgerKeys(keys, 'j');
-  const startKeys = { idRecord: k.idRecord, limiter: k.limiter, batch: k.batch, calls: k.calls };
+  const startKeys = { idRecord: k.idRecord, limiter: k.limiter, batch: k.batch, calls: k.calls, tenantCalls: k.tenantCalls, tenantMegapixels: k.tenantMegapixels };
   await startCall(redis, startKeys, { opId: 'orphan', leaseMs: 1, ttlS: 60, limiterMax: 10 });
   await new Promise((r) => setTimeout(r, 5));
   assert.equal((await beginRun(redis, k, { ttlS: 60, now: 1 })).orphanedCalls, 1, 'its lease ran out: counted possibly billed');
   await redis.hset(k.calls, 'done', 's');
-  const release = { idRecord: k.idRecord, calls: k.calls };
+  const release = { idRecord: k.idRecord, calls: k.calls, tenantCalls: k.tenantCalls };
   assert.deepEqual(await releaseCall(redis, release, { opId: 'orphan' }), { released: false });
   assert.deepEqual(await releaseCall(redis, release, { opId: 'done' }), { released: false });
   assert.deepEqual(await releaseCall(redis, release, { opId: 'unknown' }), { released: false });
   assert.deepEqual(await redis.hmget(k.calls, 'orphan', 'done'), ['o', 's']);
   assert.deepEqual(await redis.hmget(k.idRecord, 'started', 'calls', 'attempts', 'pb'), ['1', '1', '1', '1']);
+});
+
+test("release-call takes the unsent call out of its tenant's calls in flight", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'j', '-', 'acme');
+  await redis.hset(k.calls, 'op', String(Date.now() + 60_000));
+  await redis.zadd(k.tenantCalls, Date.now() + 60_000, 'op');
+  assert.deepEqual(await releaseCall(redis, { idRecord: k.idRecord, calls: k.calls, tenantCalls: k.tenantCalls }, { opId: 'op' }), { released: true });
+  assert.equal(await redis.zcard(k.tenantCalls), 0);
 });

@@ -19,9 +19,19 @@ export async function scriptKit(t: TestContext): Promise<ScriptKit> {
   return { redis, keys: redisKeys(`{lua-${randomUUID().slice(0, 8)}}`, 'generate') };
 }
 
-/** The job's ledger keys (begin-run, settle-call). */
-export function ledgerKeys(keys: RedisKeys, jobId: string, batchId = '-') {
-  return { idRecord: keys.idRecord(jobId), batch: keys.batch(batchId), stats: keys.stats, calls: keys.idCalls(jobId), limiter: keys.limiter, tenantStats: keys.tenantStats };
+/** The job's ledger keys (begin-run, settle-call), with its tenant's (`default` unless named). */
+export function ledgerKeys(keys: RedisKeys, jobId: string, batchId = '-', tenant = 'default') {
+  return {
+    idRecord: keys.idRecord(jobId),
+    batch: keys.batch(batchId),
+    stats: keys.stats,
+    calls: keys.idCalls(jobId),
+    limiter: keys.limiter,
+    tenantStats: keys.tenantStats,
+    tenantCalls: keys.tenantCalls(tenant),
+    tenantMegapixels: keys.tenantMegapixels(tenant),
+    tenantReleased: keys.tenantReleased(tenant),
+  };
 }
 
 /** The keys finalize-job and cancel-job write. */

@@ -50,3 +50,17 @@ test("settle-call adds a call's reported megapixels and cost to its tenant's UTC
   await settleCall(redis, k, s);
   assert.deepEqual(await redis.hgetall(keys.tenantStats), { 'acme:mp:2026-12-05': '1.75', 'acme:cost:2026-12-05': '40000' });
 });
+
+test("settle-call takes the call out of its tenant's calls in flight and adds the reported megapixels to the tenant's day", async (t) => {
+  const { redis, keys } = await scriptKit(t);
+  const k = ledgerKeys(keys, 'j', '-', 'acme');
+  await redis.hset(k.calls, 'op', String(Date.now() + 60_000));
+  await redis.zadd(k.tenantCalls, Date.now() + 60_000, 'op', Date.now() + 60_000, 'other');
+  const settle = { opId: 'op', spendsAttempt: true, ambiguous: false, ttlS: 60, outputMp: 1.5, inputMp: 0.5, costMicroUsd: 1 };
+  await settleCall(redis, k, settle);
+  await settleCall(redis, k, settle); // re-sent: counted once
+  assert.deepEqual(await redis.zrange(k.tenantCalls, '0', '-1'), ['other']);
+  const today = String(Math.floor(Date.now() / 86_400_000));
+  assert.equal(await redis.hget(k.tenantMegapixels, today), '2');
+  assert.ok((await redis.ttl(k.tenantMegapixels)) > 86_400);
+});

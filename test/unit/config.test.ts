@@ -141,3 +141,15 @@ test('API_TOKENS: a comma list name=token; each name and token once; a refused v
     assert.ok(!/token-0123456789|short/.test(line ?? ''), `no token in: ${line}`);
   }
 });
+
+test('TENANT_WEIGHTS, TENANT_MAX_CONCURRENCY, TENANT_MAX_MEGAPIXELS_PER_DAY: comma lists name=N by tenant', () => {
+  const c = loadConfig({ ...worker, TENANT_WEIGHTS: 'alpha=3, beta.x=1000', TENANT_MAX_CONCURRENCY: 'alpha=2', TENANT_MAX_MEGAPIXELS_PER_DAY: 'alpha=12.5' }, 'worker');
+  assert.deepEqual([...c.fairShare.weights], [['alpha', 3], ['beta.x', 1000]]);
+  assert.deepEqual([...c.fairShare.maxConcurrency], [['alpha', 2]]);
+  assert.deepEqual([...c.fairShare.maxMegapixelsPerDay], [['alpha', 12.5]]);
+  assert.equal(loadConfig(worker, 'worker').fairShare.weights.size, 0, 'unset: weight 1 each, no caps');
+  for (const bad of ['alpha=0', 'alpha=1001', 'alpha=1,alpha=2', 'al pha=1', 'alpha', 'alpha=1.5']) {
+    assert.match(problems({ ...worker, TENANT_WEIGHTS: bad })[0] ?? '', /^TENANT_WEIGHTS must be a comma list name=N/, bad);
+  }
+  assert.match(problems({ ...worker, TENANT_MAX_MEGAPIXELS_PER_DAY: 'a=0' })[0] ?? '', /^TENANT_MAX_MEGAPIXELS_PER_DAY must be/);
+});

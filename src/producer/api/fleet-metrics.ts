@@ -1,3 +1,4 @@
+import { PARKED_MIN_SCORE } from '../../shared/bullmq-internals.js';
 import type { FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
@@ -47,6 +48,10 @@ export function fleetMetricsRoute(app: FastifyInstance, deps: ApiDeps, extraQueu
       this.reset();
       for (const q of queues) {
         const counts = await q.getJobCounts(...STATES);
+        // Parked jobs (fair share, waiting for their turn) are in BullMQ's delayed set: count them as waiting.
+        const parked = q === producer.queue ? await producer.redis.zcount(producer.keys.bullDelayed, PARKED_MIN_SCORE, '+inf') : 0;
+        counts.delayed = (counts.delayed ?? 0) - parked;
+        counts.waiting = (counts.waiting ?? 0) + parked;
         for (const state of STATES) this.set({ queue: q.name, state }, counts[state] ?? 0);
       }
     },

@@ -9,11 +9,11 @@ import { runScript } from './run-script.js';
  * counts once whichever run settles it and however often ioredis re-sends a script.
  */
 
-export const BEGIN_RUN = loadScript('begin-run', ['idRecord', 'batch', 'stats', 'calls', 'limiter']);
-export const START_CALL = loadScript('start-call', ['idRecord', 'limiter', 'batch', 'calls']);
-export const RENEW_CALL = loadScript('renew-call', ['calls']);
-export const SETTLE_CALL = loadScript('settle-call', ['idRecord', 'batch', 'stats', 'calls', 'tenantStats']);
-export const RELEASE_CALL = loadScript('release-call', ['idRecord', 'calls']);
+export const BEGIN_RUN = loadScript('begin-run', ['idRecord', 'batch', 'stats', 'calls', 'limiter', 'tenantCalls', 'tenantMegapixels', 'tenantReleased']);
+export const START_CALL = loadScript('start-call', ['idRecord', 'limiter', 'batch', 'calls', 'tenantCalls', 'tenantMegapixels']);
+export const RENEW_CALL = loadScript('renew-call', ['calls', 'tenantCalls']);
+export const SETTLE_CALL = loadScript('settle-call', ['idRecord', 'batch', 'stats', 'calls', 'tenantStats', 'tenantCalls', 'tenantMegapixels']);
+export const RELEASE_CALL = loadScript('release-call', ['idRecord', 'calls', 'tenantCalls']);
 
 export interface LedgerKeys {
   idRecord: string;
@@ -21,20 +21,34 @@ export interface LedgerKeys {
   batch: string;
   stats: string;
   calls: string;
+  /** The job's tenant's calls in flight (zset) and megapixels by UTC day (hash). */
+  tenantCalls: string;
+  tenantMegapixels: string;
 }
 
 export interface BeginRunKeys extends LedgerKeys {
   /** BullMQ's limiter key (read only when the run starts its call). */
   limiter: string;
+  /** The tenant's jobs released by the fair-share dispatcher and not yet begun (this job leaves it). */
+  tenantReleased: string;
+}
+
+/** The job's tenant's limits, checked where the call is counted (TENANT_MAX_CONCURRENCY, TENANT_MAX_MEGAPIXELS_PER_DAY). */
+export interface TenantLimits {
+  tenant: string;
+  tenantCap?: number | undefined;
+  tenantMaxMp?: number | undefined;
 }
 
 export interface BeginRunArgs {
+  /** The job (it leaves its tenant's released set). */
+  jobId?: string | undefined;
   ttlS: number;
   batchId?: string | undefined;
   /** The caller's clock (ms), recorded as the batch's `started`. */
   now: number;
   /** Start the call in the same round trip when the job never started one (its first run). */
-  start?: { opId: string; leaseMs: number; limiterMax: number; defaultMaxMp?: number | undefined } | undefined;
+  start?: ({ opId: string; leaseMs: number; limiterMax: number; defaultMaxMp?: number | undefined } & Partial<TenantLimits>) | undefined;
 }
 
 export interface BeginRunReply {
@@ -55,9 +69,11 @@ export interface StartCallKeys {
   limiter: string;
   batch: string;
   calls: string;
+  tenantCalls: string;
+  tenantMegapixels: string;
 }
 
-export interface StartCallArgs {
+export interface StartCallArgs extends Partial<TenantLimits> {
   /** The call's operation id: a re-sent script finds it and counts nothing again. */
   opId: string;
   leaseMs: number;
@@ -74,7 +90,9 @@ export type StartCallReply =
   | { verdict: 'final'; state: string }
   | { verdict: 'rate_limited'; ttlMs: number }
   | { verdict: 'budget'; maxMp: number }
-  | { verdict: 'expired'; deadline: number };
+  | { verdict: 'expired'; deadline: number }
+  | { verdict: 'tenant_budget'; tenant: string; maxMp: number }
+  | { verdict: 'tenant_limited'; tenant: string };
 
 export function startCall(redis: RedisClient, keys: StartCallKeys, args: StartCallArgs): Promise<StartCallReply> {
   return runScript(redis, START_CALL, keys, args);
@@ -85,8 +103,8 @@ export interface RenewCallArgs {
   leaseMs: number;
 }
 
-export async function renewCall(redis: RedisClient, keys: { calls: string }, args: RenewCallArgs): Promise<boolean> {
-  return (await runScript<'calls', { renewed: boolean }>(redis, RENEW_CALL, keys, args)).renewed;
+export async function renewCall(redis: RedisClient, keys: { calls: string; tenantCalls: string }, args: RenewCallArgs): Promise<boolean> {
+  return (await runScript<'calls' | 'tenantCalls', { renewed: boolean }>(redis, RENEW_CALL, keys, args)).renewed;
 }
 
 export interface SettleCallKeys extends LedgerKeys {
@@ -125,6 +143,6 @@ export interface ReleaseCallReply {
 }
 
 /** Undo the start of call `opId`, never sent (see lua/release-call.lua). */
-export function releaseCall(redis: RedisClient, keys: { idRecord: string; calls: string }, args: { opId: string }): Promise<ReleaseCallReply> {
+export function releaseCall(redis: RedisClient, keys: { idRecord: string; calls: string; tenantCalls: string }, args: { opId: string }): Promise<ReleaseCallReply> {
   return runScript(redis, RELEASE_CALL, keys, args);
 }

@@ -6,6 +6,7 @@
 import { ADD_BATCH_JOBS, EMIT_BATCH_COMPLETED } from './batch-record.js';
 import { BEGIN_RUN, RELEASE_CALL, RENEW_CALL, SETTLE_CALL, START_CALL } from './call-ledger.js';
 import { ADAPT_CONCURRENCY, RESTORE_CONCURRENCY } from './concurrency-limit.js';
+import { FAIR_DISPATCH } from './fair-dispatch.js';
 import { CANCEL_JOB, EXPIRE_JOB, FINALIZE_JOB } from './finalisation.js';
 import { REOPEN_JOB } from './id-record.js';
 import type { RedisScript } from './load-script.js';
@@ -26,4 +27,5 @@ export const ALL_SCRIPTS: readonly RedisScript<string>[] = [
   ADAPT_CONCURRENCY,
   RESTORE_CONCURRENCY,
   DEAD_LETTER_WEBHOOK_ENTRY,
+  FAIR_DISPATCH,
 ];

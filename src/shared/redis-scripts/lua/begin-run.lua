@@ -9,8 +9,11 @@
   KEYS[4] calls     the job's calls (hash: op id → lease end in ms while in flight,
                     's' settled, 'o' counted orphaned)
   KEYS[5] limiter   BullMQ's limiter key (read only with `start`)
-  ARGV[1] JSON { ttlS, batchId?, now, start? }   now: the caller's clock in ms, for the batch's `started`;
-          start: { opId, leaseMs, limiterMax, defaultMaxMp? } as for start-call.lua
+  KEYS[6] tenantCalls       the tenant's calls in flight (see start-call.lua)
+  KEYS[7] tenantMegapixels  the tenant's megapixels by UTC day
+  KEYS[8] tenantReleased    the tenant's jobs released by fair-dispatch.lua and not begun: this run's job leaves it
+  ARGV[1] JSON { jobId, ttlS, batchId?, now, start? }   now: the caller's clock in ms, for the batch's `started`;
+          start: { opId, leaseMs, limiterMax, defaultMaxMp?, tenant, tenantCap?, tenantMaxMp? } as for start-call.lua
   Returns JSON { record = the id record's fields by name (read before the start), orphanedCalls,
                  start? = start-call.lua's reply }
 
@@ -35,7 +38,9 @@
 ]]
 --- @include "includes/open-call"
 local idRecord, batch, stats, calls, limiter = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local tenantKeys = {calls = KEYS[6], megapixels = KEYS[7]}
 local args = cjson.decode(ARGV[1])
+if args.jobId then redis.call('ZREM', KEYS[8], args.jobId) end
 
 local now = nowMs()
 local orphaned = 0
@@ -68,9 +73,10 @@ if args.start then
   local resent = redis.call('HEXISTS', calls, s.opId) == 1
   if resent then record.calls = tostring(tonumber(record.calls) - 1) end
   if tonumber(record.calls or '0') == 0 then
-    start = openCall(idRecord, limiter, batch, calls, {
+    start = openCall(idRecord, limiter, batch, calls, tenantKeys, {
       opId = s.opId, leaseMs = s.leaseMs, ttlS = args.ttlS, limiterMax = s.limiterMax,
       batchId = args.batchId, defaultMaxMp = s.defaultMaxMp,
+      tenant = s.tenant, tenantCap = s.tenantCap, tenantMaxMp = s.tenantMaxMp,
     })
   end
 end

@@ -6,9 +6,12 @@
   KEYS[3] stats     the fleet totals
   KEYS[4] calls     the job's calls (see begin-run.lua)
   KEYS[5] tenantStats  the per-tenant counters (fields `{tenant}:{name}`)
+  KEYS[6] tenantCalls       the tenant's calls in flight: the call leaves it
+  KEYS[7] tenantMegapixels  the tenant's megapixels by UTC day (Redis's clock), which
+                            TENANT_MAX_MEGAPIXELS_PER_DAY is checked against: the reported ones are added
   ARGV[1] JSON { opId, spendsAttempt, ambiguous, ttlS, batchId?, outputMp, inputMp, costMicroUsd, tenant?, day? }
           tenant, day: the job's tenant (absent: `default`) and the caller's UTC day
-          (`YYYY-MM-DD`), under which the reported megapixels and cost are added up
+          (`YYYY-MM-DD`), under which the reported megapixels and cost are added up for `fluxq tenants`
           opId: the call's operation id (from start-call.lua); spendsAttempt, ambiguous: booleans
   Returns JSON { attempts, possiblyBilled }: the job's ledger after it.
 
@@ -16,7 +19,8 @@
   run already counted orphaned (an attempt, possibly billed) adds no attempt and no
   possibly billed call again, but its reported megapixels and cost are still recorded.
 ]]
-local idRecord, batch, stats, calls, tenantStats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+--- @include "includes/now-ms"
+local idRecord, batch, stats, calls, tenantStats, tenantCalls, tenantMegapixels = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local args = cjson.decode(ARGV[1])
 
 local function ledgerOfJob()
@@ -28,6 +32,14 @@ end
 
 local was = redis.call('HGET', calls, args.opId)
 if was == 's' then return ledgerOfJob() end
+redis.call('ZREM', tenantCalls, args.opId)
+local reportedMp = tonumber(args.outputMp) + tonumber(args.inputMp)
+if reportedMp > 0 then
+  local day = math.floor(nowMs() / 86400000)
+  redis.call('HINCRBYFLOAT', tenantMegapixels, tostring(day), reportedMp)
+  redis.call('HDEL', tenantMegapixels, tostring(day - 2))
+  redis.call('EXPIRE', tenantMegapixels, 3 * 86400)
+end
 redis.call('HSET', calls, args.opId, 's')
 redis.call('EXPIRE', calls, args.ttlS)
 local counted = was ~= 'o'
