@@ -45,7 +45,7 @@ test('two tenants of weight 1 share the starts: 40 jobs of B enqueued behind 400
   assert.equal(parked?.counts.delayed, 0);
   assert.ok((parked?.counts.waiting ?? 0) > 200, `waiting ${parked?.counts.waiting}`);
   assert.equal((await producer.getJob('A-399'))?.state, 'waiting');
-  assert.equal((await h.cli(['status', 'A-399'])).stdout.trim(), 'waiting');
+  assert.deepEqual((await h.cli(['status', 'A-399'])).stdout.trim().split('\n'), ['waiting', 'tenant: alpha'], 'a parked job reads as waiting');
   await waitFor(() => h.fake.calls.length >= 16, { timeoutMs: 20_000, what: 'A running' });
   const bEnqueued = Date.now();
   await producer.enqueueBulk(requests('B', 40, { tenant: 'beta' }), { batch: 'b-run' });
