@@ -159,3 +159,32 @@ test('a deadline already past at enqueue is a validation error naming deadline (
   assert.equal(second?.deadline, Date.parse(future), 'a line naming its own deadline keeps it');
   assert.equal(await h.redis.zscore(producer.keys.deadlines, 'cli-dl-1'), String(first?.deadline));
 });
+
+test('a batch whose deadline passes mid-run: every job ends completed (its one call) or expired (no call), one event each, batch.completed once', { timeout: 90_000 }, async (t) => {
+  const h = await startHarness(t, { fake: { latencyMs: 400 } });
+  const producer = h.producer();
+  await h.worker({ WORKER_CONCURRENCY: '2' }, { deadlineSweepMs: 100 });
+  const deadline = new Date(Date.now() + 1500).toISOString();
+  const ids = Array.from({ length: 20 }, (_, i) => `mid-${String(i).padStart(2, '0')}`);
+  await producer.enqueueBulk(ids.map((id) => ({ id, prompt: `mid ${id}` })), { batch: 'mid', deadline });
+  const done = await producer.waitForBatch('mid', { timeoutMs: 40_000 });
+  const states = new Map<string, string>();
+  for (const id of ids) states.set(id, (await producer.getJob(id))?.state ?? 'missing');
+  const completed = ids.filter((id) => states.get(id) === 'completed');
+  const expired = ids.filter((id) => states.get(id) === 'expired');
+  assert.equal(completed.length + expired.length, 20, `every job completed or expired: ${JSON.stringify([...states])}`);
+  assert.ok(completed.length >= 2 && expired.length >= 2, `a split: ${completed.length} completed, ${expired.length} expired`);
+  assert.deepEqual([done.counts.completed, done.counts.expired, done.counts.failed], [completed.length, expired.length, 0]);
+  // Calls: exactly one per completed job, none for an expired one.
+  const calledPrompts = h.fake.calls.map((c) => c.prompt).sort();
+  assert.deepEqual(calledPrompts, completed.map((id) => `mid ${id}`).sort());
+  await waitFor(async () => (await h.events()).some((e) => e.type === 'batch.completed'), { timeoutMs: 20_000, what: 'batch.completed' });
+  await new Promise((r) => setTimeout(r, 500));
+  const events = await h.events();
+  const jobOf = (e: { data: unknown }) => (e.data as { jobId: string }).jobId;
+  assert.deepEqual(events.filter((e) => e.type === 'job.completed').map(jobOf).sort(), completed, 'one job.completed per completed job');
+  assert.deepEqual(events.filter((e) => e.type === 'job.expired').map(jobOf).sort(), expired, 'one job.expired per expired job');
+  const batchDone = events.filter((e) => e.type === 'batch.completed');
+  assert.equal(batchDone.length, 1);
+  assert.deepEqual([(batchDone[0]?.data as { completed: number }).completed, (batchDone[0]?.data as { expired: number }).expired], [completed.length, expired.length]);
+});
