@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { activeOrDelayed } from './bullmq-internals.js';
-import type { EventData } from './events.js';
+import type { BatchTally, EventData } from './events.js';
 import { DEFAULT_TENANT } from './ids.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
@@ -25,13 +25,8 @@ export interface BatchOptions {
   tenant?: string;
 }
 
-export interface BatchRecord {
+export interface BatchRecord extends BatchTally {
   batchId: string;
-  total: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-  expired: number;
   /** Whose batch it is (`default` when none was named). */
   tenant: string;
   outputMp: number;

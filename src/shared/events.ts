@@ -25,6 +25,15 @@ export interface StoredImage {
   sha256: string;
 }
 
+/** A batch's jobs by final state (SPEC §5, §8): its record and batch.completed carry them. */
+export interface BatchTally {
+  total: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  expired: number;
+}
+
 export interface EventData {
   'job.completed': {
     jobId: string;
@@ -48,13 +57,8 @@ export interface EventData {
   };
   /** SPEC §8: the same fields as job.failed. */
   'job.expired': EventData['job.failed'];
-  'batch.completed': {
+  'batch.completed': BatchTally & {
     batchId: string;
-    total: number;
-    completed: number;
-    failed: number;
-    cancelled: number;
-    expired: number;
     tenant?: string;
     output_mp: number;
     input_mp: number;

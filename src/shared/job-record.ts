@@ -129,14 +129,11 @@ export interface CallStartOptions {
   leaseMs: number;
 }
 
+/** start-call's reply, with the op id of a started call and the final state typed. */
 export type CallStartVerdict =
   | { verdict: 'ok'; opId: string }
   | { verdict: 'final'; state: FinalState }
-  | { verdict: 'rate_limited'; ttlMs: number }
-  | { verdict: 'budget'; maxMp: number }
-  | { verdict: 'expired'; deadline: number }
-  | { verdict: 'tenant_budget'; tenant: string; maxMp: number }
-  | { verdict: 'tenant_limited'; tenant: string };
+  | Exclude<StartCallReply, { verdict: 'ok' } | { verdict: 'final' }>;
 
 export type { TenantLimits };
 const NO_LIMITS: TenantLimits = { tenant: DEFAULT_TENANT };

@@ -34,8 +34,8 @@ test('failures BullMQ decides on its own are recorded once, as internal, with th
   assert.deepEqual(
     failed.sort((a, b) => String(a.jobId).localeCompare(String(b.jobId))),
     [
-      { jobId: 'colon-reason', batchId: 'bf', error: expected['colon-reason'], attempts: 0, possibly_billed: 0 },
-      { jobId: 'stall-limit', error: expected['stall-limit'], attempts: 0, possibly_billed: 0, metadata: { customer: 'c-1' } },
+      { jobId: 'colon-reason', batchId: 'bf', error: expected['colon-reason'], attempts: 0, possibly_billed: 0, tenant: 'default' },
+      { jobId: 'stall-limit', error: expected['stall-limit'], attempts: 0, possibly_billed: 0, tenant: 'default', metadata: { customer: 'c-1' } },
     ],
   );
   const batch = await producer.waitForBatch('bf', { timeoutMs: 20_000 });

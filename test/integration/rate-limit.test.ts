@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertFixedWindows, assertQuietAfter429 } from '../helpers/fleet-assertions.js';
-import { startHarness } from '../helpers/harness.js';
+import { startHarness, waitFor } from '../helpers/harness.js';
 
 test('a 429 with Retry-After: 2 stops both worker processes for the window; the job completes without spending an attempt', { timeout: 90_000 }, async (t) => {
   const h = await startHarness(t, { fake: { latencyMs: 300 } });
@@ -47,6 +47,8 @@ test('with RATE_LIMIT_MAX/RATE_LIMIT_DURATION_MS no fixed window holds more star
   await Promise.all([h.worker({ WORKER_CONCURRENCY: '4' }), h.worker({ WORKER_CONCURRENCY: '4' })]);
   await producer.enqueueBulk(Array.from({ length: 10 }, (_, i) => ({ id: `r-${i}`, prompt: `r ${i}` })));
   for (let i = 0; i < 10; i++) assert.equal((await producer.waitFor(`r-${i}`, { timeoutMs: 30_000 })).state, 'completed');
+  // BullMQ moves a job to completed just after fluxq's record says so.
+  await waitFor(async () => (await producer.queue.getJobCounts('completed')).completed === 10, { timeoutMs: 10_000, what: 'BullMQ to complete all 10' });
   const jobs = await producer.queue.getJobs(['completed']);
   assert.equal(jobs.length, 10);
   assert.ok(jobs.every((j) => j.attemptsStarted === 1));

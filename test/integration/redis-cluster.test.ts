@@ -212,6 +212,8 @@ test('on the cluster, RATE_LIMIT_MAX=3 per 1000 ms holds across two worker proce
   for (const id of ids) assert.equal((await producer.waitFor(id, { timeoutMs: 30_000, pollMs: 100 })).state, 'completed');
   // Job starts (BullMQ's processedOn, one attempt each), rebuilt into the limiter's fixed
   // windows: each opens at the first start after the previous one closed.
+  // BullMQ moves a job to completed just after fluxq's record says so.
+  await waitFor(async () => (await producer.queue.getJobCounts('completed')).completed === 10, { timeoutMs: 10_000, what: 'BullMQ to complete all 10' });
   const jobs = await producer.queue.getJobs(['completed']);
   assert.equal(jobs.length, 10);
   assert.ok(jobs.every((j) => j.attemptsStarted === 1));

@@ -63,13 +63,15 @@ test('tenant tokens: a body naming another tenant is 403; another tenant\'s job,
 });
 
 test('fluxq tenants counts a job whose call is in flight as in flight, not waiting', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t, { fake: { latencyMs: 4000 } });
+  // The call lasts longer than the CLI takes to start on a loaded machine: the report is read during the first call.
+  const h = await startHarness(t, { fake: { latencyMs: 15_000 } });
   const producer = h.producer();
   await producer.enqueueBulk([{ id: 's-1', prompt: 'slow 1', tenant: 'slow' }, { id: 's-2', prompt: 'slow 2', tenant: 'slow' }]);
   await h.worker({ WORKER_CONCURRENCY: '1' });
   await waitFor(async () => h.fake.inFlight === 1, { timeoutMs: 20_000, what: 'one call in flight' });
   const run = await h.cli(['tenants', '--json']);
   const slow = JSON.parse(run.stdout.trim()) as { tenant: string; in_flight: number; waiting: number };
+  assert.equal(h.fake.calls.length, 1, 'still the first call');
   assert.deepEqual([slow.tenant, slow.in_flight, slow.waiting], ['slow', 1, 1]);
 });
 
