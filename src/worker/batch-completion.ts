@@ -5,6 +5,7 @@ import type { BatchStore } from '../shared/batch-store.js';
 import type { EventData } from '../shared/events.js';
 import type { JobRecord, JobRecords } from '../shared/job-record.js';
 import { manifestKey } from '../shared/keys.js';
+import { KeyedSweeper } from '../shared/keyed-sweeper.js';
 import type { Logger } from '../shared/logger.js';
 import type { JobResult } from '../shared/result.js';
 
@@ -53,44 +54,21 @@ export interface BatchCompleterDeps {
   onEmitted?: (batchId: string, data: EventData['batch.completed']) => void;
 }
 
-export class BatchCompleter {
+export class BatchCompleter extends KeyedSweeper {
   readonly #d: BatchCompleterDeps;
-  #timer: NodeJS.Timeout | undefined;
-  #running = new Map<string, Promise<void>>();
 
   constructor(deps: BatchCompleterDeps) {
+    super({ everyMs: deps.sweepMs ?? 5000, what: 'batch completion', log: deps.log, oneAtATime: true, owed: () => deps.batches.pending() });
     this.#d = deps;
   }
 
-  start(): void {
-    this.#timer = setInterval(() => void this.sweep(), this.#d.sweepMs ?? 5000);
-    this.#timer.unref();
-    void this.sweep();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await Promise.allSettled([...this.#running.values()]);
-  }
-
-  /** Complete every batch that owes its batch.completed. */
-  async sweep(): Promise<void> {
-    try {
-      for (const id of await this.#d.batches.pending()) await this.complete(id);
-    } catch (err) {
-      this.#d.log.warn({ err: (err as Error).message }, 'batch completion sweep failed; will retry');
-    }
+  protected step(batchId: string): Promise<void> {
+    return this.#complete(batchId);
   }
 
   /** Write the manifest and emit batch.completed, if owed and nobody else is at it. */
   complete(batchId: string): Promise<void> {
-    const running = this.#running.get(batchId);
-    if (running) return running;
-    const p = this.#complete(batchId)
-      .catch((err: unknown) => this.#d.log.warn({ batchId, err: (err as Error).message }, 'batch completion failed; the sweeper retries it'))
-      .finally(() => this.#running.delete(batchId));
-    this.#running.set(batchId, p);
-    return p;
+    return this.run(batchId);
   }
 
   /** The manifest's lines, a page of job records at a time, in id order. */

@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import type { Config } from '../../../shared/config.js';
 import { DEFAULT_TENANT } from '../../../shared/ids.js';
 import type { JobRecord } from '../../../shared/job-record.js';
+import { KeyedSweeper } from '../../../shared/keyed-sweeper.js';
 import type { Logger } from '../../../shared/logger.js';
 import type { JobResult } from '../../../shared/result.js';
 import type { Producer } from '../../producer.js';
@@ -77,42 +78,21 @@ async function write(stream: PassThrough, text: string, failed: Promise<unknown>
   if (!stream.write(text)) await Promise.race([once(stream, 'drain'), failed]);
 }
 
-export class BatchRunner {
+export class BatchRunner extends KeyedSweeper {
   readonly #d: BatchRunnerDeps;
-  readonly #running = new Map<string, Promise<void>>();
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(deps: BatchRunnerDeps) {
-    this.#d = deps;
-  }
-
-  start(): void {
-    this.#timer = setInterval(() => void this.sweep(), this.#d.config.openai.batchSweepMs);
-    this.#timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await Promise.allSettled([...this.#running.values()]);
-  }
-
-  async sweep(): Promise<void> {
-    try {
-      for (const id of await this.#d.records.open()) void this.advance(id);
-    } catch (err) {
-      this.#d.log.warn({ err: (err as Error).message }, 'OpenAI batch sweep failed; will retry');
-    }
-  }
 
   /** Move one batch along as far as it can go now (no-op when another process is at it). */
   advance(id: string): Promise<void> {
-    const running = this.#running.get(id);
-    if (running) return running;
-    const p = this.#advance(id)
-      .catch((err: unknown) => this.#d.log.warn({ batchId: id, err: (err as Error).message }, 'OpenAI batch step failed; the sweeper retries it'))
-      .finally(() => this.#running.delete(id));
-    this.#running.set(id, p);
-    return p;
+    return this.run(id);
+  }
+
+  constructor(deps: BatchRunnerDeps) {
+    super({ everyMs: deps.config.openai.batchSweepMs, what: 'OpenAI batch step', log: deps.log, owed: () => deps.records.open() });
+    this.#d = deps;
+  }
+
+  protected step(id: string): Promise<void> {
+    return this.#advance(id);
   }
 
   /** Live request counts of a batch that is not final yet. */

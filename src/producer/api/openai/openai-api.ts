@@ -65,7 +65,6 @@ export function openAiApi(deps: ApiDeps, hub: Pick<EventHub, 'subscribe'>): Open
         { prefix: '/openai/v1' },
       );
       runner.start();
-      void runner.sweep();
     },
     async close() {
       await runner.stop();
