@@ -48,3 +48,17 @@ fi
 # The other Node majors the README claims (22, 24), for the field tests that must hold on
 # each of them (test/node-versions.sh, run at the end of a full `npm test`).
 sh test/node-versions.sh --fetch-only
+
+# Python's `openai` package, for the README's Python snippet (test/integration/openai-readme.test.ts):
+# a private venv, so the system Python is left alone. pip reads its index from the machine's
+# own configuration. Where Python or pip is missing, say so and stop: no test is skipped for it.
+PY_VENV="${FLUXQ_PY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fluxq-py-openai}"
+if ! "$PY_VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "test set-up: python3 is missing (the README's Python snippet is tested): install the Debian package python3-venv" >&2
+    exit 2
+  fi
+  echo "test set-up: a Python venv with the openai package at $PY_VENV"
+  python3 -m venv "$PY_VENV" || { echo "test set-up: python3 -m venv failed: install the Debian package python3-venv" >&2; exit 2; }
+  "$PY_VENV/bin/pip" install -q --retries 0 --timeout 10 openai || { echo "test set-up: pip install openai failed (no package index reachable?)" >&2; exit 2; }
+fi

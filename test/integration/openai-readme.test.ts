@@ -1,12 +1,13 @@
 /**
  * README "Using the openai client": its TypeScript snippet runs as written against a real
- * API and worker (and its Python snippet too, where a Python with the `openai` package is
- * at hand: FLUXQ_TEST_PYTHON, else `python3`).
+ * API and worker, and so does its Python snippet (with the `openai` package from the venv
+ * test/setup.sh makes, or FLUXQ_TEST_PYTHON).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { API_TOKEN, startApi } from '../helpers/api.js';
@@ -22,7 +23,7 @@ function snippet(lang: string): string {
   return code;
 }
 
-const python = process.env.FLUXQ_TEST_PYTHON ?? 'python3';
+const python = process.env.FLUXQ_TEST_PYTHON ?? join(process.env.FLUXQ_PY_VENV ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'fluxq-py-openai'), 'bin', 'python');
 const pythonHasOpenai = spawnSync(python, ['-c', 'import openai'], { stdio: 'ignore' }).status === 0;
 
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -63,4 +64,7 @@ async function checkSnippet(t: TestContext, lang: 'ts' | 'python'): Promise<void
 
 test('README: the TypeScript openai snippet runs as written', { timeout: 120_000 }, (t) => checkSnippet(t, 'ts'));
 
-test('README: the Python openai snippet runs as written', { timeout: 120_000, skip: pythonHasOpenai ? false : `no Python with the openai package (${python}); set FLUXQ_TEST_PYTHON` }, (t) => checkSnippet(t, 'python'));
+test('README: the Python openai snippet runs as written', { timeout: 120_000 }, async (t) => {
+  assert.ok(pythonHasOpenai, `no Python with the openai package at ${python}: test/setup.sh makes one (or set FLUXQ_TEST_PYTHON)`);
+  await checkSnippet(t, 'python');
+});
