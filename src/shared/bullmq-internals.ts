@@ -28,7 +28,8 @@ import type { RedisClient } from './redis.js';
  *    at a far-future time (`PARKED_AT_MS`; a delayed score is `timestamp * 0x1000 + n`)
  *    and releases them as BullMQ's promote-9.lua does: ZREM from `delayed`, LPUSH on
  *    `wait` (or ZADD on `prioritized` scored `priority * 2^32 + INCR pc`), the marker
- *    `0` unless the queue is paused or maxed (meta `paused` / `concurrency` vs `active`),
+ *    `0` whenever jobs wait and the queue is not maxed (meta `concurrency` vs `active`):
+ *    an idle worker that once found `wait` empty blocks on the marker (up to 10 s),
  *    a `waiting` event on `events`, and the job hash field `delay` set to 0. To put a
  *    released job of a worse priority back, it reads the job hash's `data` (JSON: `tenant`,
  *    `batch`) and moves it from `prioritized` back to `delayed`.

@@ -81,7 +81,6 @@ local m = redis.call('HMGET', meta, 'paused', 'concurrency')
 local waiting = redis.call('LLEN', wait) + redis.call('ZCARD', prioritized)
 if m[1] then return cjson.encode({parked = parked, released = 0, waiting = waiting}) end
 local window = tonumber(m[2] or '') or math.max(tonumber(args.window), redis.call('LLEN', active))
-local pausedOrMaxed = m[2] and redis.call('LLEN', active) >= tonumber(m[2])
 
 local function isParked(id)
   local score = redis.call('ZSCORE', delayed, id)
@@ -118,7 +117,6 @@ local function release(id, tenant)
   else
     redis.call('ZADD', prioritized, priority * 0x100000000 + redis.call('INCR', pc) % 0x100000000, id)
   end
-  if not pausedOrMaxed then redis.call('ZADD', marker, 0, '0') end
   redis.call('XADD', bullEvents, 'MAXLEN', '~', 10000, '*', 'event', 'waiting', 'jobId', id, 'prev', 'delayed')
   redis.call('HSET', jobKey, 'delay', 0)
   if caps[tenant] then redis.call('ZADD', args.tenantBase .. tenant .. ':released', now, id) end
@@ -234,5 +232,11 @@ while true do
   if not id then break end
   release(id, tenant)
   released = released + 1
+end
+-- Wake an idle worker whenever jobs wait and the queue has room (BullMQ adds this marker
+-- only when it adds a job itself): a worker that found the wait list empty blocks on the
+-- marker, and jobs released while the queue was at its global concurrency added none.
+if waiting + released > 0 and not (m[2] and redis.call('LLEN', active) >= tonumber(m[2])) then
+  redis.call('ZADD', marker, 0, '0')
 end
 return cjson.encode({parked = parked, released = released, waiting = waiting + released})
