@@ -26,6 +26,8 @@ export interface WindowResult {
   /** Per job, ms. */
   overhead: number[];
   pre: number[];
+  /** processedOn of each `pre` entry (same order). */
+  preAt: number[];
   post: number[];
   callMs: number[];
   handover: number[];
@@ -87,6 +89,7 @@ async function closeWindow(
   const endAt = Math.max(...jobs.map((j) => j.end));
   const overhead: number[] = [];
   const pre: number[] = [];
+  const preAt: number[] = [];
   const post: number[] = [];
   const callMs: number[] = [];
   for (const j of jobs) {
@@ -96,6 +99,7 @@ async function closeWindow(
     callMs.push(c);
     overhead.push(j.end - j.start - c);
     pre.push(call.at - j.start);
+    preAt.push(j.start);
     post.push(j.end - call.endedAt);
   }
   const seconds = (endAt - firstAt) / 1000;
@@ -120,6 +124,7 @@ async function closeWindow(
     rigCpuMsPerImage: { bench: perImage(before.rig.bench, after.rig.bench), s3rver: perImage(before.rig.s3rver, after.rig.s3rver), redis: perImage(before.rig.redis, after.rig.redis) },
     overhead,
     pre,
+    preAt,
     post,
     callMs,
     handover: slotGaps(

@@ -130,6 +130,19 @@ export async function fairScenario(rig: Rig, o: FairOptions): Promise<FairFigure
   return { dispatch: { single, spread }, single: S, spread: P, loadAvg: loads };
 }
 
+/**
+ * `pre` of the jobs among the first `share` of a window's starts: in the spread run at
+ * N = 3 × batches, the first two thirds of the starts come before any batch can finish
+ * (the fair order takes one job of every batch per round), so no batch completion
+ * (manifest upload, batch.completed) runs beside them.
+ */
+function preOfFirst(ws: WindowResult[], share: number): number[] {
+  return ws.flatMap((w) => {
+    const order = w.preAt.map((at, i) => [at, w.pre[i] as number] as const).sort((a, b) => a[0] - b[0]);
+    return order.slice(0, Math.floor(order.length * share)).map(([, v]) => v);
+  });
+}
+
 export function fairRows(x: FairFigures, o: FairOptions): Row[] {
   const d1 = percentile(x.dispatch.single.ms, 50);
   const dN = percentile(x.dispatch.spread.ms, 50);
@@ -139,11 +152,20 @@ export function fairRows(x: FairFigures, o: FairOptions): Row[] {
   const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
   const within = (v: number | undefined) => (v === undefined ? undefined : v <= 1);
   const shape = `${o.batches} batches × ${o.tenants} tenants vs 1 × 1`;
+  const rounds = Math.floor(o.jobs / o.batches);
+  const early = rounds >= 2 ? (rounds - 1) / rounds : undefined;
+  const e1 = early ? percentile(preOfFirst(x.single, early), 50) : undefined;
+  const eN = early ? percentile(preOfFirst(x.spread, early), 50) : undefined;
+  const cpu = (ws: WindowResult[]) => `${f2(med(ws, (w) => w.cpuMsPerImage))} / ${f2(med(ws, (w) => w.rigCpuMsPerImage.s3rver))} / ${f2(med(ws, (w) => w.rigCpuMsPerImage.redis))}`;
   return [
     { id: '9a', figure: 'fair share: dispatch releasing 1 job p50 / p99 (ms)', params: `FairShare.dispatch (1 EVALSHA), ${o.parked} parked, ${x.dispatch.single.ms.length} releases each; ${shape}`, fluxq: pp(x.dispatch.spread.ms), baseline: pp(x.dispatch.single.ms), ratio: f2(dN !== undefined && d1 ? dN / d1 : undefined), target: `p50 +${f2(diff(dN, d1))} ms (≤ 1)`, result: pass(within(diff(dN, d1))) },
     { id: '9b', figure: '  before the call p50 / p99 (ms) ²', params: `processedOn → call at the fake; 1 worker C=${o.concurrency} L=${o.latency}ms ${o.size.width}×${o.size.height} N=${o.jobs} × ${x.single.length}; ${shape}`, fluxq: pp(all(x.spread, (w) => w.pre)), baseline: pp(all(x.single, (w) => w.pre)), ratio: '', target: `p50 ${(diff(preN, pre1) ?? 0) >= 0 ? '+' : ''}${f1(diff(preN, pre1))} ms (≤ 1)`, result: pass(within(diff(preN, pre1))) },
+    ...(early
+      ? [{ id: '9b′', figure: '  the same, while no batch can have finished', params: `the first ${f0(early * 100)} % of each window's starts (spread: before the last round, so no batch completes — no manifest upload, no batch.completed — beside them)`, fluxq: pp(preOfFirst(x.spread, early)), baseline: pp(preOfFirst(x.single, early)), ratio: '', target: `p50 ${(diff(eN, e1) ?? 0) >= 0 ? '+' : ''}${f1(diff(eN, e1))} ms (≤ 1)`, result: pass(within(diff(eN, e1))) }]
+      : []),
     { id: '9c', figure: '  slot hand-over p50 / p99 (ms) ³', params: 'job finishes → next job starts in the freed slot', fluxq: pp(all(x.spread, (w) => w.handover)), baseline: pp(all(x.single, (w) => w.handover)), ratio: '', target: '', result: '' },
     { id: '9d', figure: '  throughput (jobs/s)', params: `ideal ${f0(o.concurrency / (o.latency / 1000))}`, fluxq: f1(med(x.spread, (w) => w.throughput)), baseline: f1(med(x.single, (w) => w.throughput)), ratio: f2((med(x.spread, (w) => w.throughput) ?? NaN) / (med(x.single, (w) => w.throughput) ?? NaN)), target: '', result: '' },
+    { id: '9e', figure: '  CPU per image: worker / s3rver / redis (ms)', params: 'median of the windows; the spread run also writes 1 000 manifests', fluxq: cpu(x.spread), baseline: cpu(x.single), ratio: '', target: '', result: '' },
   ];
 }
 
