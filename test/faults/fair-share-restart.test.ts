@@ -39,13 +39,13 @@ test('a worker SIGKILLed and Redis restarted during a fair-share run: fairness r
   await producer.enqueueBulk(beta, { batch: 'fb' });
   await waitFor(() => h.fake.calls.filter((c) => tagOf(c) === 'B').length >= 6, { timeoutMs: 20_000, what: 'beta running' });
 
-  // SIGKILL one worker with calls in flight, start a replacement, then restart Redis.
+  // SIGKILL one worker with calls in flight, restart Redis, then start a replacement.
   const inFlightAtKill = h.fake.calls.filter((c) => c.endedAt === undefined).length;
   workers[0]!.kill('SIGKILL');
   await workers[0]!.exited;
-  workers[0] = await h.spawnWorker();
   await redis.restart();
   const startsAtRestart = h.fake.calls.length;
+  workers[0] = await h.spawnWorker();
   const bAtRestart = h.fake.calls.filter((c) => tagOf(c) === 'B').length;
   assert.ok(bAtRestart < TOTAL_B - 20, `beta still backlogged at the restart (${bAtRestart} of ${TOTAL_B} started)`);
 
