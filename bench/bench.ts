@@ -15,6 +15,7 @@ import { benchNotes, printTable, writeBenchJson, type Row } from './report.js';
 import { prewarmFake, roundUp, sizeFor, startRig, type ProfEntry } from './rig.js';
 import { autoJson, autoNotes, autoRows, autoScenario, type AutoOptions } from './scenarios/adaptive.js';
 import { e2eIdeal, e2eJson, e2eNotes, e2eRows, e2eScenario, e2eWindows, type E2EOptions } from './scenarios/end-to-end.js';
+import { fairJson, fairNotes, fairRows, fairScenario, fairWindows, type FairOptions } from './scenarios/fair-share.js';
 import { enqueueJson, enqueueRows, enqueueScenario, type EnqueueOptions } from './scenarios/enqueue.js';
 import { probeJson, probeNotes, probeRows, probeScenario, type ProbeOptions } from './scenarios/probe.js';
 import { scaleJson, scaleRows, scaleScenario, type ScaleOptions } from './scenarios/scale-out.js';
@@ -52,6 +53,11 @@ const { values: argv } = parseArgs({
     'auto-mp': { type: 'string', default: '0.0625' },
     'auto-seconds': { type: 'string' },
     'auto-compare-seconds': { type: 'string' },
+    fair: { type: 'boolean', default: false },
+    'no-fair': { type: 'boolean', default: false },
+    'fair-jobs': { type: 'string' },
+    'fair-parked': { type: 'string' },
+    'fair-releases': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -63,7 +69,8 @@ if (argv.help) {
                    [--enqueue-jobs 10000] [--scale | --no-scale] [--quick] [--repeat 3] [--json FILE] [--cpu-prof DIR]
                    [--auto | --no-auto] [--no-auto-compare] [--auto-cap 24] [--auto-workers 4] [--auto-concurrency 16]
                    [--auto-latency 500] [--auto-mp 0.0625] [--auto-seconds 60] [--auto-compare-seconds 30]
-BENCH_ONLY=enqueue,e2e,probe,scale,auto runs a subset.`);
+                   [--fair | --no-fair] [--fair-jobs 3000] [--fair-parked 20000] [--fair-releases 2000]
+BENCH_ONLY=enqueue,e2e,probe,scale,auto,fair runs a subset.`);
   process.exit(0);
 }
 
@@ -129,7 +136,22 @@ const autoOpts: AutoOptions = {
   restoreLatency: e2eOpts.latency,
 };
 
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'enqueue,e2e,probe,scale,auto').split(',').map((x) => x.trim()));
+// The fair-share pick-up cost (9): 1 000 open batches of 10 tenants vs one batch of one tenant.
+const FAIR = argv['no-fair'] ? false : argv.fair || !QUICK;
+const fairOpts: FairOptions = {
+  tenants: 10,
+  batches: 1000,
+  parked: int('fair-parked', argv['fair-parked'] ?? (QUICK ? '5000' : '20000'), 1000),
+  releases: int('fair-releases', argv['fair-releases'] ?? (QUICK ? '500' : '2000'), 1),
+  concurrency: e2eOpts.concurrency,
+  latency: e2eOpts.latency,
+  size: sizeFor(0.0625),
+  jobs: int('fair-jobs', argv['fair-jobs'] ?? (QUICK ? '1000' : '3000'), 1),
+  repeat: Math.min(REPEAT, 2),
+  restoreLatency: e2eOpts.latency,
+};
+
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'enqueue,e2e,probe,scale,auto,fair').split(',').map((x) => x.trim()));
 const T0 = Date.now();
 const log = (msg: string) => process.stderr.write(`[bench ${((Date.now() - T0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
 const cleanups = new CleanUps({ log, timeoutMs: 20_000, firstSignal: 'SIGTERM', signalMessage: 'cleaning up' });
@@ -150,6 +172,8 @@ async function main(): Promise<number> {
   const scale = SCALE && ONLY.has('scale') ? await scaleScenario(rig, scaleOpts) : undefined;
   // BENCH_ONLY=auto runs it in a quick run too.
   const auto = (AUTO || process.env.BENCH_ONLY !== undefined) && ONLY.has('auto') ? await autoScenario(rig, autoOpts) : undefined;
+  // BENCH_ONLY=fair runs it in a quick run too.
+  const fair = (FAIR || process.env.BENCH_ONLY !== undefined) && ONLY.has('fair') ? await fairScenario(rig, fairOpts) : undefined;
 
   const rows: Row[] = [
     ...(enq ? enqueueRows(enq, enqueueOpts) : []),
@@ -157,9 +181,10 @@ async function main(): Promise<number> {
     ...(probe ? probeRows(probe, probeOpts) : []),
     ...(scale ? scaleRows(scale, scaleOpts) : []),
     ...(auto ? autoRows(auto, autoOpts) : []),
+    ...(fair ? fairRows(fair, fairOpts) : []),
   ];
-  const windows = [...(e2e ? e2eWindows(e2e) : []), ...(probe ? [probe.window] : []), ...(scale ? [scale.one, scale.four, scale.baseline] : []), ...(auto ? auto.runs.map((r) => r.window) : [])];
-  const notes = benchNotes(windows, [...(probe ? probeNotes(probe) : []), ...(auto ? autoNotes(auto, autoOpts) : []), ...(e2e ? e2eNotes(e2e) : [])]);
+  const windows = [...(e2e ? e2eWindows(e2e) : []), ...(probe ? [probe.window] : []), ...(scale ? [scale.one, scale.four, scale.baseline] : []), ...(auto ? auto.runs.map((r) => r.window) : []), ...(fair ? fairWindows(fair) : [])];
+  const notes = benchNotes(windows, [...(probe ? probeNotes(probe) : []), ...(auto ? autoNotes(auto, autoOpts) : []), ...(e2e ? e2eNotes(e2e) : []), ...(fair ? fairNotes(fair) : [])]);
   console.log(`\nfluxq bench — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} cores${QUICK ? ' — QUICK' : ''}${CPU_PROF ? ' — with --cpu-prof (slower)' : ''}\n`);
   console.log(printTable(rows));
   console.log('');
@@ -181,6 +206,7 @@ async function main(): Promise<number> {
       eventLoop: probe ? probeJson(probe) : null,
       scale: scale ? scaleJson(scale, scaleOpts) : null,
       auto: auto ? autoJson(auto, autoOpts) : null,
+      fair: fair ? fairJson(fair, fairOpts) : null,
     };
     await writeBenchJson(JSON_OUT, head, sections, rows, notes);
     log(`wrote ${JSON_OUT}`);

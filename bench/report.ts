@@ -63,7 +63,7 @@ export function benchNotes(windows: WindowResult[], scenarioNotes: string[]): st
 
 /** A window for the JSON file: its per-job lists as quantiles. */
 export function windowJson(w: WindowResult) {
-  const { overhead, pre, post, callMs, handover, upstreamIdle, ...rest } = w;
+  const { overhead, pre, preAt: _preAt, post, callMs, handover, upstreamIdle, ...rest } = w;
   const q = (v: number[]) => ({ n: v.length, p50: percentile(v, 50), p90: percentile(v, 90), p99: percentile(v, 99), max: v.length ? Math.max(...v) : undefined });
   return { ...rest, overheadMs: q(overhead), preMs: q(pre), postMs: q(post), callMs: q(callMs), handoverMs: q(handover), upstreamIdleMs: q(upstreamIdle) };
 }

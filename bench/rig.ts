@@ -22,7 +22,7 @@ export const CLI = join(REPO, 'src/cli.ts');
 export const QUEUE = 'generate';
 export const RUN_ID = randomUUID().slice(0, 6);
 /** One bucket per scenario, so a window's objects can be dropped by folder. */
-export const BUCKETS = { e2e: 'bench-e2e', base: 'bench-base', probe: 'bench-probe', scale: 'bench-scale', auto: 'bench-auto' };
+export const BUCKETS = { e2e: 'bench-e2e', base: 'bench-base', probe: 'bench-probe', scale: 'bench-scale', auto: 'bench-auto', fair: 'bench-fair' };
 
 export interface Size {
   width: number;

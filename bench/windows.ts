@@ -26,6 +26,8 @@ export interface WindowResult {
   /** Per job, ms. */
   overhead: number[];
   pre: number[];
+  /** processedOn of each `pre` entry (same order). */
+  preAt: number[];
   post: number[];
   callMs: number[];
   handover: number[];
@@ -87,6 +89,7 @@ async function closeWindow(
   const endAt = Math.max(...jobs.map((j) => j.end));
   const overhead: number[] = [];
   const pre: number[] = [];
+  const preAt: number[] = [];
   const post: number[] = [];
   const callMs: number[] = [];
   for (const j of jobs) {
@@ -96,6 +99,7 @@ async function closeWindow(
     callMs.push(c);
     overhead.push(j.end - j.start - c);
     pre.push(call.at - j.start);
+    preAt.push(j.start);
     post.push(j.end - call.endedAt);
   }
   const seconds = (endAt - firstAt) / 1000;
@@ -120,6 +124,7 @@ async function closeWindow(
     rigCpuMsPerImage: { bench: perImage(before.rig.bench, after.rig.bench), s3rver: perImage(before.rig.s3rver, after.rig.s3rver), redis: perImage(before.rig.redis, after.rig.redis) },
     overhead,
     pre,
+    preAt,
     post,
     callMs,
     handover: slotGaps(
@@ -204,14 +209,27 @@ export async function fluxqWindow(
   n: number,
   size: Size,
   latency: number,
-  opts: { pids?: number[]; /** jobs/s; default slots / L */ ideal?: number; /** most jobs running at once, for 3d/3e; default the fleet's slots */ slots?: number } = {},
+  opts: {
+    pids?: number[];
+    /** jobs/s; default slots / L */ ideal?: number;
+    /** most jobs running at once, for 3d/3e; default the fleet's slots */ slots?: number;
+    /** Spread the jobs round-robin over `batches` batches (`{tag}-b{k}`) of `tenants` tenants (`t{k mod tenants}`) instead of one batch `{tag}` of the default tenant. */
+    spread?: { tenants: number; batches: number };
+  } = {},
 ): Promise<WindowResult> {
   const pids = opts.pids ?? f.children.map((c) => c.pid);
   const slots = opts.slots ?? f.slots;
   const ideal = opts.ideal ?? slots / (Math.max(latency, 1) / 1000);
   await withTimeout(f.producer.queue.pause(), 10_000, `pause before ${tag}`);
-  const requests = Array.from({ length: n }, (_, i) => ({ id: `${tag}-${i}`, prompt: `${tag} ${i}`, width: size.width, height: size.height }));
-  const enq = await withTimeout(f.producer.enqueueBulk(requests, { batch: tag }), 120_000, `enqueue of ${tag}`);
+  const spread = opts.spread;
+  const requests = Array.from({ length: n }, (_, i) => ({
+    id: `${tag}-${i}`,
+    prompt: `${tag} ${i}`,
+    width: size.width,
+    height: size.height,
+    ...(spread ? { batch: `${tag}-b${i % spread.batches}`, tenant: `t${(i % spread.batches) % spread.tenants}` } : {}),
+  }));
+  const enq = await withTimeout(f.producer.enqueueBulk(requests, spread ? {} : { batch: tag }), 120_000, `enqueue of ${tag}`);
   if (enq.created !== n) throw new Error(`window ${tag}: ${enq.created} of ${n} jobs created`);
   resetFake(rig.fake);
   const before = read(rig, pids);
@@ -221,7 +239,9 @@ export async function fluxqWindow(
   const after = read(rig, pids);
   const jobs: TimedJob[] = [];
   for (const [id, t] of done) if (t) jobs.push({ prompt: `${tag} ${id.slice(tag.length + 1)}`, start: t.processedOn, end: t.finishedOn });
-  return closeWindow(rig, { tag, n, pids, bucket: f.bucket, slots, ideal, before, after, jobs, completed: done.size, failed: failed.size, firstFailure: [...failed.values()][0] });
+  const result = await closeWindow(rig, { tag, n, pids, bucket: f.bucket, slots, ideal, before, after, jobs, completed: done.size, failed: failed.size, firstFailure: [...failed.values()][0] });
+  if (spread) for (let k = 0; k < spread.batches; k++) await dropObjects(rig, f.bucket, `${tag}-b${k}`);
+  return result;
 }
 
 /** One measured window of the baseline child (`bench/baseline.ts`); same clock (first upstream call → last PUT done). */
