@@ -28,7 +28,11 @@ async function watchLedgerScripts(t: { after(fn: () => unknown): void }, h: Harn
   const byLua = (source: string) => SCRIPTS.find((s) => source.startsWith(opening(s.lua)))?.name;
   const idRecord = `${h.prefix}:id:${jobId}`;
   const seen: string[] = [];
-  const client = new Redis(h.redisUrl);
+  // Never connected itself: only its MONITOR duplicate talks to Redis. A client of our own
+  // connecting at the same moment sends its ready-check INFO, whose MONITOR line can reach
+  // the duplicate in the same read as MONITOR's OK, before ioredis switched it to
+  // monitoring mode ("Command queue state error").
+  const client = new Redis(h.redisUrl, { lazyConnect: true });
   const monitor = await client.monitor();
   t.after(() => {
     monitor.disconnect();
