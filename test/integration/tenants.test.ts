@@ -75,7 +75,11 @@ test('fluxq tenants counts a job whose call is in flight as in flight, not waiti
   assert.deepEqual([slow.tenant, slow.in_flight, slow.waiting], ['slow', 1, 1]);
 });
 
-test('tenant in results, events (data.tenant), batch.completed and /metrics; fluxq tenants reports in-flight, waiting, today\'s MP and cost', { timeout: 90_000 }, async (t) => {
+test('tenant in results, events (data.tenant), batch.completed and /metrics; fluxq tenants reports in-flight, waiting, today\'s MP and cost', { timeout: 200_000 }, async (t) => {
+  // "Today" is the UTC day: a run that would cross midnight between the calls and the
+  // report starts after it instead (a fresh-clone CI run at 00:00 UTC saw today's MP at 0).
+  const toMidnight = 86_400_000 - (Date.now() % 86_400_000);
+  if (toMidnight < 90_000) await new Promise((r) => setTimeout(r, toMidnight + 1000));
   const h = await startHarness(t, { fake: { latencyMs: 20 } });
   const dir = await mkdtemp(join(tmpdir(), 'fluxq-tenants-'));
   const file = join(dir, 'beta.jsonl');
