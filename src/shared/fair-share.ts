@@ -4,7 +4,7 @@ import { jobTenant } from './job-data.js';
 import type { RedisKeys } from './keys.js';
 import type { Logger } from './logger.js';
 import type { RedisClient } from './redis.js';
-import { fairDispatch, type FairDispatchReply, type ParkedJob } from './redis-scripts/fair-dispatch.js';
+import { fairDispatch, fairDispatchKeys, type FairDispatchReply, type ParkedJob } from './redis-scripts/fair-dispatch.js';
 import type { TenantLimits } from './redis-scripts/call-ledger.js';
 
 /**
@@ -60,18 +60,7 @@ export class FairShare {
     const k = this.#keys;
     return fairDispatch(
       this.#redis,
-      {
-        levels: k.fairLevels,
-        clock: k.fairClock,
-        meta: k.meta,
-        wait: k.bullWait,
-        prioritized: k.bullPrioritized,
-        active: k.bullActive,
-        delayed: k.bullDelayed,
-        priorityCounter: k.bullPriorityCounter,
-        bullEvents: k.bullEvents,
-        marker: k.bullMarker,
-      },
+      fairDispatchKeys(k),
       {
         park: park && park.length > 0 ? park : undefined,
         window: this.#config.worker.concurrency,

@@ -4,21 +4,10 @@ import type { Redis } from 'ioredis';
 import { PARKED_AT_MS, PARKED_MIN_SCORE } from '../../src/shared/bullmq-internals.js';
 import { FAIR_STRIDE } from '../../src/shared/fair-share.js';
 import type { RedisKeys } from '../../src/shared/keys.js';
-import { fairDispatch, type FairDispatchArgs, type ParkedJob } from '../../src/shared/redis-scripts/fair-dispatch.js';
+import { fairDispatch, fairDispatchKeys, type FairDispatchArgs, type ParkedJob } from '../../src/shared/redis-scripts/fair-dispatch.js';
 import { scriptKit } from './script-kit.js';
 
-const dispatchKeys = (k: RedisKeys) => ({
-  levels: k.fairLevels,
-  clock: k.fairClock,
-  meta: k.meta,
-  wait: k.bullWait,
-  prioritized: k.bullPrioritized,
-  active: k.bullActive,
-  delayed: k.bullDelayed,
-  priorityCounter: k.bullPriorityCounter,
-  bullEvents: k.bullEvents,
-  marker: k.bullMarker,
-});
+const dispatchKeys = fairDispatchKeys;
 
 const baseArgs = (k: RedisKeys, over: Partial<FairDispatchArgs> = {}): FairDispatchArgs => ({
   window: 3,

@@ -1,3 +1,4 @@
+import type { RedisKeys } from '../keys.js';
 import type { RedisClient } from '../redis.js';
 import { loadScript } from './load-script.js';
 import { runScript } from './run-script.js';
@@ -32,6 +33,22 @@ export interface FairDispatchKeys {
 }
 
 /** A job parked in BullMQ's delayed set, to be listed in its flow. */
+/** fair-dispatch.lua's keys, from the queue's key layout. */
+export function fairDispatchKeys(k: RedisKeys): FairDispatchKeys {
+  return {
+    levels: k.fairLevels,
+    clock: k.fairClock,
+    meta: k.meta,
+    wait: k.bullWait,
+    prioritized: k.bullPrioritized,
+    active: k.bullActive,
+    delayed: k.bullDelayed,
+    priorityCounter: k.bullPriorityCounter,
+    bullEvents: k.bullEvents,
+    marker: k.bullMarker,
+  };
+}
+
 export interface ParkedJob {
   id: string;
   /** BullMQ priority (0: none, taken first; then 1, 2, …). */
